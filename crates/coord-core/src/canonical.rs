@@ -1,0 +1,253 @@
+//! The canonical bytes of a row: what gptme-coordination signs.
+//!
+//! `canonical(fields)` is exactly what Python writes for
+//! `json.dumps(list(fields), sort_keys=True, separators=(",", ":"))` with its
+//! default `ensure_ascii=True`, encoded as UTF-8. `docs/signed-bytes.md` fixes
+//! the rule character by character and `tests/vectors.json` holds the vectors.
+
+use crate::error::EncodeError;
+
+/// One field of a signed row.
+///
+/// The variants are the SQLite storage classes that have a JSON form in
+/// Python's `json` module. BLOBs have none (`json.dumps(b"")` is a
+/// `TypeError`), so there is no BLOB variant: callers turn bytes into a
+/// [`EncodeError::Blob`] before they get here.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Field<'a> {
+    /// SQL NULL, Python `None`: `null`.
+    Null,
+    /// A 64-bit integer: plain decimal.
+    Integer(i64),
+    /// A double: Python's `repr(float)`, with `NaN`, `Infinity` and
+    /// `-Infinity` for the values JSON has no number for (as Python writes
+    /// them by default).
+    Real(f64),
+    /// Text: a JSON string with every character outside printable ASCII
+    /// escaped.
+    Text(&'a str),
+}
+
+impl<'a> From<&'a str> for Field<'a> {
+    fn from(s: &'a str) -> Self {
+        Field::Text(s)
+    }
+}
+
+impl From<i64> for Field<'_> {
+    fn from(i: i64) -> Self {
+        Field::Integer(i)
+    }
+}
+
+impl From<f64> for Field<'_> {
+    fn from(f: f64) -> Self {
+        Field::Real(f)
+    }
+}
+
+impl<'a, T: Into<Field<'a>>> From<Option<T>> for Field<'a> {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Field::Null, Into::into)
+    }
+}
+
+/// Returns the canonical bytes of `fields`.
+///
+/// ```
+/// use coord_core::{canonical, Field};
+/// let bytes = canonical(&[Field::Text("alice"), Field::Text("café"), Field::Integer(2), Field::Null]);
+/// assert_eq!(bytes, br#"["alice","caf\u00e9",2,null]"#);
+/// ```
+pub fn canonical(fields: &[Field<'_>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + fields.len() * 24);
+    encode(fields, |chunk| out.extend_from_slice(chunk));
+    out
+}
+
+/// Streams the canonical bytes of `fields` to `sink` in chunks, so that a MAC
+/// can be computed without building the whole buffer first.
+pub fn encode(fields: &[Field<'_>], mut sink: impl FnMut(&[u8])) {
+    sink(b"[");
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            sink(b",");
+        }
+        match *field {
+            Field::Null => sink(b"null"),
+            Field::Integer(n) => sink(itoa::Buffer::new().format(n).as_bytes()),
+            Field::Real(f) => sink(python_float_repr(f).as_bytes()),
+            Field::Text(s) => encode_str(s, &mut sink),
+        }
+    }
+    sink(b"]");
+}
+
+/// Checks that `bytes` can be a TEXT field, returning it as `str`.
+///
+/// SQLite TEXT may hold bytes that are not UTF-8; Python cannot read such a
+/// value as `str` at all, so no gptme row can have signed it.
+pub fn text_field(index: usize, bytes: &[u8]) -> Result<&str, EncodeError> {
+    std::str::from_utf8(bytes).map_err(|_| EncodeError::InvalidUtf8 { index })
+}
+
+fn encode_str(s: &str, sink: &mut impl FnMut(&[u8])) {
+    sink(b"\"");
+    let bytes = s.as_bytes();
+    // Runs of printable ASCII other than `"` and `\` go out unchanged in one
+    // chunk; everything else is escaped one character at a time.
+    let mut run_start = 0;
+    for (pos, ch) in s.char_indices() {
+        let plain = matches!(ch, ' '..='~') && ch != '"' && ch != '\\';
+        if plain {
+            continue;
+        }
+        if run_start < pos {
+            sink(&bytes[run_start..pos]);
+        }
+        run_start = pos + ch.len_utf8();
+        match ch {
+            '"' => sink(b"\\\""),
+            '\\' => sink(b"\\\\"),
+            '\u{8}' => sink(b"\\b"),
+            '\u{c}' => sink(b"\\f"),
+            '\n' => sink(b"\\n"),
+            '\r' => sink(b"\\r"),
+            '\t' => sink(b"\\t"),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in ch.encode_utf16(&mut units) {
+                    sink(&escape_u(*unit));
+                }
+            }
+        }
+    }
+    if run_start < bytes.len() {
+        sink(&bytes[run_start..]);
+    }
+    sink(b"\"");
+}
+
+fn escape_u(unit: u16) -> [u8; 6] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let nibble = |shift: u16| HEX[usize::from((unit >> shift) & 0xf)];
+    [b'\\', b'u', nibble(12), nibble(8), nibble(4), nibble(0)]
+}
+
+/// Python's `repr(float)`, which `json.dumps` uses for floats.
+///
+/// Both Rust and Python print the shortest digit string that reads back as
+/// the same double; they differ only in layout. Python writes a fixed-point
+/// form when the decimal exponent is in `-5 < exp < 16` and `d.ddde±XX`
+/// otherwise, and always shows a fractional part in the fixed form.
+fn python_float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".to_owned();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
+    }
+    // `{:e}` gives the shortest digits as `-d.ddde-N`.
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let mut out = String::with_capacity(digits.len() + 8);
+    out.push_str(sign);
+    if (-5 < exp) && (exp < 16) {
+        let point = exp + 1; // digits before the decimal point
+        if point <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', point.unsigned_abs() as usize));
+            out.push_str(&digits);
+        } else {
+            let point = point as usize;
+            if digits.len() <= point {
+                out.push_str(&digits);
+                out.extend(std::iter::repeat_n('0', point - digits.len()));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let mag = exp.unsigned_abs();
+        if mag < 10 {
+            out.push('0');
+        }
+        out.push_str(itoa::Buffer::new().format(mag));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> String {
+        String::from_utf8(canonical(&[Field::Text(s)])).unwrap()
+    }
+
+    #[test]
+    fn escapes_like_python() {
+        assert_eq!(text("a\"b\\c"), r#"["a\"b\\c"]"#);
+        assert_eq!(text("\u{8}\u{c}\n\r\t"), r#"["\b\f\n\r\t"]"#);
+        assert_eq!(text("\u{0}\u{1f}\u{7f}/~ "), r#"["\u0000\u001f\u007f/~ "]"#);
+        assert_eq!(text("é☃"), r#"["\u00e9\u2603"]"#);
+        assert_eq!(text("😀"), r#"["\ud83d\ude00"]"#);
+        assert_eq!(text(""), r#"[""]"#);
+    }
+
+    #[test]
+    fn numbers_and_null() {
+        let b = canonical(&[
+            Field::Integer(i64::MIN),
+            Field::Integer(0),
+            Field::Null,
+            Field::Integer(i64::MAX),
+        ]);
+        assert_eq!(b, b"[-9223372036854775808,0,null,9223372036854775807]");
+        assert_eq!(canonical(&[]), b"[]");
+    }
+
+    #[test]
+    fn floats_like_python_repr() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (1.5, "1.5"),
+            (0.1, "0.1"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (1e15, "1000000000000000.0"),
+            (123456789012345.6, "123456789012345.6"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.25e-7, "1.25e-07"),
+            (1e100, "1e+100"),
+            (-2.5e-300, "-2.5e-300"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (f64::NAN, "NaN"),
+        ];
+        for (f, want) in cases {
+            assert_eq!(python_float_repr(*f), *want, "{f:?}");
+        }
+    }
+}
