@@ -1,0 +1,29 @@
+//! Finds an agent's keys the way gptme-coordination does, and refuses key
+//! files that are not safe to trust.
+//!
+//! Order, first match wins (a source that exists but is refused stops the
+//! search: a lower-priority key is never used in its place):
+//!
+//! 1. env `COORDINATION_SECRET_<ID>`, `<ID>` the id upper-cased with every
+//!    character outside `[A-Za-z0-9]` replaced by `_`;
+//! 2. env `COORDINATION_SECRET_<id upper-cased>`, the legacy form;
+//! 3. `$COORDINATION_SECRETS_DIR/<id>.secret`;
+//! 4. `secrets/coordination/<id>.secret` under the nearest ancestor of the
+//!    working directory that holds `.git`;
+//! 5. `secrets/coordination/<id>.secret` under the working directory.
+//!
+//! A key is the value's bytes trimmed of surrounding ASCII whitespace.
+//! Retired keys live beside the current one in `<id>.retired/*.secret`, so
+//! `<id>.secret` stays exactly what gptme-coordination reads.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod file;
+mod resolve;
+
+pub use file::{read_key_file, FileError, MAX_KEY_FILE_LEN};
+pub use resolve::{
+    env_var_names, secret_dirs, Environment, KeyReport, KeySource, Lookup, ProcessEnv, Resolved,
+    RetiredReport,
+};

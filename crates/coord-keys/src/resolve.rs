@@ -1,0 +1,426 @@
+//! Where an agent's keys come from, and a report of what was found.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use coord_core::{validate_agent_id, AgentKeys, SecretKey};
+use zeroize::Zeroizing;
+
+use crate::file::{read_key_file, trim};
+
+/// What the lookup reads from the process: environment variables and the
+/// working directory. Tests substitute their own.
+pub trait Environment {
+    /// The raw value of an environment variable.
+    fn var(&self, name: &str) -> Option<OsString>;
+    /// The working directory.
+    fn current_dir(&self) -> Option<PathBuf>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Environment for ProcessEnv {
+    fn var(&self, name: &str) -> Option<OsString> {
+        std::env::var_os(name)
+    }
+    fn current_dir(&self) -> Option<PathBuf> {
+        std::env::current_dir().ok()
+    }
+}
+
+/// Where a key was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// An environment variable (its name; never its value).
+    Env(String),
+    /// A file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Env(v) => write!(f, "env {v}"),
+            KeySource::File(p) => write!(f, "file {}", p.display()),
+        }
+    }
+}
+
+/// One retired key file and whether it could be used.
+#[derive(Debug, Clone)]
+pub struct RetiredReport {
+    /// The file.
+    pub path: PathBuf,
+    /// The key's fingerprint, or why the file was refused.
+    pub result: Result<String, String>,
+}
+
+/// What the lookup found for an agent: safe to show anyone (no key bytes).
+#[derive(Debug, Clone)]
+pub struct KeyReport {
+    /// The agent id asked for.
+    pub agent: String,
+    /// Where the current key came from, if a source exists.
+    pub source: Option<KeySource>,
+    /// The current key's fingerprint, or why there is no usable one.
+    pub current: Result<String, String>,
+    /// Retired keys found beside the current one.
+    pub retired: Vec<RetiredReport>,
+}
+
+impl KeyReport {
+    /// Whether the current key can sign.
+    pub fn can_sign(&self) -> bool {
+        self.current.is_ok()
+    }
+
+    /// One line for an error message: where the key was looked for and why
+    /// it cannot be used.
+    pub fn reason(&self) -> String {
+        match (&self.current, &self.source) {
+            (Ok(_), _) => "key is usable".to_owned(),
+            (Err(why), _) => why.clone(),
+        }
+    }
+
+    /// The report as a JSON object (what `coord_key_status` returns).
+    pub fn to_json(&self) -> serde_json::Value {
+        let source = self.source.as_ref().map(|s| match s {
+            KeySource::Env(v) => serde_json::json!({"kind": "env", "name": v}),
+            KeySource::File(p) => {
+                serde_json::json!({"kind": "file", "path": p.display().to_string()})
+            }
+        });
+        let retired: Vec<_> = self
+            .retired
+            .iter()
+            .map(|r| match &r.result {
+                Ok(fp) => serde_json::json!({"path": r.path.display().to_string(), "usable": true, "fingerprint": fp}),
+                Err(why) => serde_json::json!({"path": r.path.display().to_string(), "usable": false, "reason": why}),
+            })
+            .collect();
+        let mut o = serde_json::json!({
+            "agent": self.agent,
+            "can_sign": self.can_sign(),
+            "source": source,
+            "retired": retired,
+        });
+        match &self.current {
+            Ok(fp) => o["fingerprint"] = fp.clone().into(),
+            Err(why) => o["reason"] = why.clone().into(),
+        }
+        o
+    }
+}
+
+/// The outcome of a lookup: the usable keys (if any) and the report.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Keys to verify with (and, when `current` is set, to sign with).
+    /// `None` when there is no usable key at all.
+    pub keys: Option<AgentKeys>,
+    /// What was found, for diagnostics.
+    pub report: KeyReport,
+}
+
+/// The two environment variable names tried for `agent`, in order: the
+/// normalised form, then the legacy upper-case form.
+///
+/// ```
+/// assert_eq!(
+///     coord_keys::env_var_names("bob-autonomous.v2"),
+///     ["COORDINATION_SECRET_BOB_AUTONOMOUS_V2", "COORDINATION_SECRET_BOB-AUTONOMOUS.V2"],
+/// );
+/// ```
+pub fn env_var_names(agent: &str) -> [String; 2] {
+    let normal: String = agent
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    [
+        format!("COORDINATION_SECRET_{normal}"),
+        format!("COORDINATION_SECRET_{}", agent.to_uppercase()),
+    ]
+}
+
+/// The secret directories searched, in order, for this environment.
+pub fn secret_dirs(env: &impl Environment) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = env
+        .var("COORDINATION_SECRETS_DIR")
+        .filter(|d| !d.is_empty())
+    {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(cwd) = env.current_dir() {
+        if let Some(root) = cwd.ancestors().find(|a| a.join(".git").exists()) {
+            dirs.push(root.join("secrets").join("coordination"));
+        }
+        dirs.push(cwd.join("secrets").join("coordination"));
+    }
+    dirs.dedup();
+    dirs
+}
+
+/// Resolves agents' keys from an [`Environment`].
+#[derive(Debug, Clone, Default)]
+pub struct Lookup<E: Environment = ProcessEnv> {
+    env: E,
+}
+
+impl Lookup<ProcessEnv> {
+    /// A lookup over the real process environment.
+    pub fn process() -> Self {
+        Self { env: ProcessEnv }
+    }
+}
+
+impl<E: Environment> Lookup<E> {
+    /// A lookup over `env`.
+    pub fn new(env: E) -> Self {
+        Self { env }
+    }
+
+    /// Finds `agent`'s current and retired keys.
+    pub fn resolve(&self, agent: &str) -> Resolved {
+        let mut report = KeyReport {
+            agent: agent.to_owned(),
+            source: None,
+            current: Err(String::new()),
+            retired: Vec::new(),
+        };
+        if let Err(e) = validate_agent_id(agent) {
+            report.current = Err(format!("invalid agent id: {e}"));
+            return Resolved { keys: None, report };
+        }
+        let dirs = secret_dirs(&self.env);
+        let mut current: Option<SecretKey> = None;
+        let mut found_dir: Option<&Path> = None;
+
+        let env_hit = env_var_names(agent)
+            .into_iter()
+            .find_map(|name| self.env.var(&name).map(|v| (name, v)));
+        if let Some((name, value)) = env_hit {
+            let value = Zeroizing::new(value.into_encoded_bytes());
+            report.current = SecretKey::new(trim(&value))
+                .map(|k| {
+                    let fp = k.fingerprint();
+                    current = Some(k);
+                    fp
+                })
+                .map_err(|e| format!("env {name}: {e}"));
+            report.source = Some(KeySource::Env(name));
+        } else if let Some(dir) = dirs
+            .iter()
+            .find(|d| d.join(format!("{agent}.secret")).symlink_metadata().is_ok())
+        {
+            let path = dir.join(format!("{agent}.secret"));
+            report.current = read_key_file(&path)
+                .map(|k| {
+                    let fp = k.fingerprint();
+                    current = Some(k);
+                    fp
+                })
+                .map_err(|e| e.to_string());
+            report.source = Some(KeySource::File(path));
+            found_dir = Some(dir);
+        } else {
+            let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            report.current = Err(format!(
+                "no key: neither {} nor {} is set, and no {agent}.secret in {}",
+                env_var_names(agent)[0],
+                env_var_names(agent)[1],
+                if searched.is_empty() {
+                    "any secrets directory".to_owned()
+                } else {
+                    searched.join(", ")
+                }
+            ));
+        }
+
+        // Retired keys sit beside the current key file, or in the first
+        // secrets directory that has them when the key came from the env.
+        let retired_dir = found_dir
+            .map(|d| d.join(format!("{agent}.retired")))
+            .or_else(|| {
+                dirs.iter()
+                    .map(|d| d.join(format!("{agent}.retired")))
+                    .find(|d| d.is_dir())
+            });
+        let mut retired = Vec::new();
+        if let Some(rdir) = retired_dir {
+            if let Ok(entries) = std::fs::read_dir(&rdir) {
+                let mut paths: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "secret"))
+                    .collect();
+                paths.sort();
+                for path in paths {
+                    let result = read_key_file(&path).map_err(|e| e.to_string()).map(|k| {
+                        let fp = k.fingerprint();
+                        retired.push(k);
+                        fp
+                    });
+                    report.retired.push(RetiredReport { path, result });
+                }
+            }
+        }
+        let keys = AgentKeys { current, retired };
+        Resolved {
+            keys: (!keys.is_empty()).then_some(keys),
+            report,
+        }
+    }
+}
+
+impl<E: Environment + ?Sized> Environment for &E {
+    fn var(&self, name: &str) -> Option<OsString> {
+        (**self).var(name)
+    }
+    fn current_dir(&self) -> Option<PathBuf> {
+        (**self).current_dir()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[derive(Default)]
+    struct FakeEnv {
+        vars: HashMap<String, String>,
+        cwd: Option<PathBuf>,
+    }
+    impl Environment for FakeEnv {
+        fn var(&self, name: &str) -> Option<OsString> {
+            self.vars.get(name).map(OsString::from)
+        }
+        fn current_dir(&self) -> Option<PathBuf> {
+            self.cwd.clone()
+        }
+    }
+
+    fn key_file(dir: &Path, name: &str, key: &[u8]) {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, key).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    fn fp(key: &[u8]) -> String {
+        SecretKey::new(key).unwrap().fingerprint()
+    }
+
+    #[test]
+    fn order_env_then_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("repo");
+        let cwd = repo.join("sub");
+        std::fs::create_dir_all(repo.join(".git")).unwrap();
+        std::fs::create_dir_all(&cwd).unwrap();
+        let k = |c: u8| vec![c; 40];
+        key_file(&cwd.join("secrets/coordination"), "a.secret", &k(b'5'));
+        key_file(&repo.join("secrets/coordination"), "a.secret", &k(b'4'));
+        key_file(&t.path().join("explicit"), "a.secret", &k(b'3'));
+        let mut env = FakeEnv {
+            cwd: Some(cwd.clone()),
+            ..Default::default()
+        };
+        let check = |env: &FakeEnv, want: &[u8]| {
+            let r = Lookup::new(env).resolve("a");
+            assert_eq!(
+                r.report.current.as_deref(),
+                Ok(fp(want).as_str()),
+                "{:?}",
+                r.report
+            );
+        };
+        std::fs::remove_file(repo.join("secrets/coordination/a.secret")).unwrap();
+        check(&env, &k(b'5'));
+        key_file(&repo.join("secrets/coordination"), "a.secret", &k(b'4'));
+        check(&env, &k(b'4'));
+        env.vars.insert(
+            "COORDINATION_SECRETS_DIR".into(),
+            t.path().join("explicit").display().to_string(),
+        );
+        check(&env, &k(b'3'));
+        env.vars.insert(
+            "COORDINATION_SECRET_A".into(),
+            String::from_utf8(k(b'1')).unwrap(),
+        );
+        check(&env, &k(b'1'));
+    }
+
+    #[test]
+    fn legacy_env_name_and_refusals_stop_the_search() {
+        let t = tempfile::tempdir().unwrap();
+        key_file(
+            &t.path().join("secrets/coordination"),
+            "bob-x.secret",
+            &[b'f'; 40],
+        );
+        let mut env = FakeEnv {
+            cwd: Some(t.path().to_owned()),
+            ..Default::default()
+        };
+        env.vars
+            .insert("COORDINATION_SECRET_BOB-X".into(), "l".repeat(40));
+        let r = Lookup::new(&env).resolve("bob-x");
+        assert_eq!(r.report.current, Ok(fp(&[b'l'; 40])));
+        assert_eq!(
+            r.report.source,
+            Some(KeySource::Env("COORDINATION_SECRET_BOB-X".into()))
+        );
+        // A too-short env key is refused, not replaced by the file's key.
+        env.vars
+            .insert("COORDINATION_SECRET_BOB_X".into(), "short".into());
+        let r = Lookup::new(&env).resolve("bob-x");
+        assert!(r.keys.is_none());
+        let why = r.report.current.unwrap_err();
+        assert!(
+            why.contains("COORDINATION_SECRET_BOB_X") && why.contains("at least 32"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn retired_keys_and_bad_ids() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("secrets/coordination");
+        key_file(&dir, "c.secret", &[b'2'; 40]);
+        key_file(&dir.join("c.retired"), "2026-01-01.secret", &[b'1'; 40]);
+        key_file(&dir.join("c.retired"), "ignored.txt", &[b'0'; 40]);
+        let env = FakeEnv {
+            cwd: Some(t.path().to_owned()),
+            ..Default::default()
+        };
+        let r = Lookup::new(&env).resolve("c");
+        let keys = r.keys.unwrap();
+        assert_eq!(keys.retired.len(), 1);
+        assert_eq!(keys.retired[0].fingerprint(), fp(&[b'1'; 40]));
+        let j = r.report.to_json();
+        assert_eq!(j["can_sign"], true);
+        assert_eq!(j["retired"][0]["usable"], true);
+        for bad in ["../c", "", "a/b", "..", "x\0"] {
+            let r = Lookup::new(&env).resolve(bad);
+            assert!(r.keys.is_none());
+            assert!(r
+                .report
+                .current
+                .unwrap_err()
+                .starts_with("invalid agent id"));
+        }
+        let r = Lookup::new(&env).resolve("nobody");
+        assert!(r.report.current.unwrap_err().contains("no key"));
+    }
+}
