@@ -5,6 +5,11 @@
 //! default `ensure_ascii=True`, encoded as UTF-8. `docs/signed-bytes.md` fixes
 //! the rule character by character and `tests/vectors.json` holds the vectors.
 
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use crate::error::EncodeError;
 
 /// One field of a signed row.
@@ -88,7 +93,7 @@ pub fn encode(fields: &[Field<'_>], mut sink: impl FnMut(&[u8])) {
 /// SQLite TEXT may hold bytes that are not UTF-8; Python cannot read such a
 /// value as `str` at all, so no gptme row can have signed it.
 pub fn text_field(index: usize, bytes: &[u8]) -> Result<&str, EncodeError> {
-    std::str::from_utf8(bytes).map_err(|_| EncodeError::InvalidUtf8 { index })
+    core::str::from_utf8(bytes).map_err(|_| EncodeError::InvalidUtf8 { index })
 }
 
 fn encode_str(s: &str, sink: &mut impl FnMut(&[u8])) {
@@ -162,13 +167,13 @@ fn python_float_repr(f: f64) -> String {
         let point = exp + 1; // digits before the decimal point
         if point <= 0 {
             out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', point.unsigned_abs() as usize));
+            out.extend(core::iter::repeat_n('0', point.unsigned_abs() as usize));
             out.push_str(&digits);
         } else {
             let point = point as usize;
             if digits.len() <= point {
                 out.push_str(&digits);
-                out.extend(std::iter::repeat_n('0', point - digits.len()));
+                out.extend(core::iter::repeat_n('0', point - digits.len()));
                 out.push_str(".0");
             } else {
                 out.push_str(&digits[..point]);

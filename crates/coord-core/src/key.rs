@@ -1,6 +1,8 @@
 //! An agent's secret, keyed once, never shown.
 
-use std::fmt;
+use alloc::format;
+use alloc::string::String;
+use core::fmt;
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
@@ -129,7 +131,7 @@ impl fmt::Display for MacTag {
         let n = base64::engine::general_purpose::STANDARD
             .encode_slice(self.0, &mut buf)
             .map_err(|_| fmt::Error)?;
-        f.write_str(std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
+        f.write_str(core::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -139,7 +141,7 @@ impl fmt::Debug for MacTag {
     }
 }
 
-impl std::str::FromStr for MacTag {
+impl core::str::FromStr for MacTag {
     type Err = MacError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)

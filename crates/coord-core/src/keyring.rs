@@ -1,7 +1,10 @@
 //! An agent's current and retired keys, and what a row's MAC says about it.
 
-use std::collections::HashMap;
-use std::fmt;
+use alloc::borrow::ToOwned;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
 
 use crate::canonical::Field;
 use crate::key::{MacTag, SecretKey};
@@ -133,7 +136,7 @@ pub fn status(keys: Option<&AgentKeys>, mac: Option<&str>, fields: &[Field<'_>])
 /// instead of files.
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
-    agents: HashMap<String, AgentKeys>,
+    agents: BTreeMap<String, AgentKeys>,
 }
 
 impl Keyring {
@@ -170,7 +173,7 @@ impl Keyring {
         self.agents.get(agent)
     }
 
-    /// The agents that have keys here, in no particular order.
+    /// The agents that have keys here, in byte order of their ids.
     pub fn agents(&self) -> impl Iterator<Item = &str> {
         self.agents.keys().map(String::as_str)
     }

@@ -22,8 +22,17 @@
 //! let tampered = [claim[0], claim[1], Field::Integer(2), claim[3]];
 //! assert_eq!(keys.status(Some(&mac), &tampered), Status::BadMac);
 //! ```
+//!
+//! `no_std` with `alloc`: the default `std` feature only adds the standard
+//! library's error and base64 integrations, so the same code also builds
+//! for a WebAssembly component that imports nothing.
+#![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
 
 mod agent_id;
 mod canonical;
