@@ -234,10 +234,11 @@ impl<E: Environment> Lookup<E> {
             found_dir = Some(dir);
         } else {
             let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            let mut names = env_var_names(agent).to_vec();
+            names.dedup();
             report.current = Err(format!(
-                "no key: neither {} nor {} is set, and no {agent}.secret in {}",
-                env_var_names(agent)[0],
-                env_var_names(agent)[1],
+                "no key: {} not set, and no {agent}.secret in {}",
+                names.join(" or "),
                 if searched.is_empty() {
                     "any secrets directory".to_owned()
                 } else {

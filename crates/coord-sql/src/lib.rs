@@ -1,0 +1,123 @@
+//! coord's SQL surface on a rusqlite connection.
+//!
+//! [`register`] adds coord's functions and its per-connection (TEMP)
+//! verifying views and write API to a connection; it writes nothing to the
+//! database file. [`init`] creates or migrates the persistent schema
+//! (gptme-coordination's `work` and `messages`, coord's `coord_gate` and
+//! built-in-SQL triggers). The operations in [`ops`] run the write API
+//! inside `BEGIN IMMEDIATE` and return typed outcomes.
+//!
+//! The SQL lives in `sql/*.sql` at the repository root.
+
+mod functions;
+pub mod ops;
+mod state;
+
+use rusqlite::Connection;
+
+pub use functions::SqlError;
+
+/// gptme-coordination's tables and coord's gate table.
+pub const SCHEMA_SQL: &str = include_str!("../../../sql/schema.sql");
+/// Stored triggers, built-in SQL only.
+pub const TRIGGERS_SQL: &str = include_str!("../../../sql/triggers.sql");
+/// TEMP verifying views.
+pub const VIEWS_SQL: &str = include_str!("../../../sql/views.sql");
+/// TEMP write API.
+pub const API_SQL: &str = include_str!("../../../sql/api.sql");
+
+/// Registers coord's functions and creates its TEMP views and write API on
+/// `conn`. Writes nothing to the database file. If `$COORDINATION_AGENT` is
+/// set, the connection acts as that agent (see `coord_set_agent`).
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    let state = state::Shared::default();
+    if let Some(agent) = std::env::var("COORDINATION_AGENT")
+        .ok()
+        .filter(|a| coord_core::validate_agent_id(a).is_ok())
+    {
+        state.lock().set_agent(Some(agent));
+    }
+    functions::register(conn, &state)?;
+    conn.create_scalar_function(
+        "coord_init",
+        0,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8
+            | rusqlite::functions::FunctionFlags::SQLITE_DIRECTONLY,
+        move |ctx| {
+            // SAFETY: the connection reference is used only for the
+            // duration of this call, on the thread SQLite called us on, and
+            // is not stored or sent anywhere.
+            let conn = unsafe { ctx.get_connection()? };
+            init_schema(&conn).map(|report| report.to_string())
+        },
+    )?;
+    create_temp(conn)
+}
+
+/// Creates (again) coord's TEMP views, result table and write API.
+pub fn create_temp(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(VIEWS_SQL)?;
+    conn.execute_batch(API_SQL)
+}
+
+/// What [`init`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitReport {
+    /// `hmac` columns that were missing and added.
+    pub added_columns: Vec<&'static str>,
+}
+
+impl std::fmt::Display for InitReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.added_columns.is_empty() {
+            write!(f, "coord schema ready")
+        } else {
+            write!(
+                f,
+                "coord schema ready; added {}",
+                self.added_columns.join(", ")
+            )
+        }
+    }
+}
+
+/// Creates or migrates the persistent schema: gptme-coordination's tables
+/// when missing, their `hmac` column when an older database lacks it, the
+/// gate table and the stored triggers. Idempotent; one transaction.
+pub fn init(conn: &Connection) -> rusqlite::Result<InitReport> {
+    init_schema(conn)
+}
+
+fn init_schema(conn: &Connection) -> rusqlite::Result<InitReport> {
+    // SAVEPOINT works both at top level and inside a caller's transaction.
+    conn.execute_batch("SAVEPOINT coord_init")?;
+    let r = (|| {
+        conn.execute_batch(SCHEMA_SQL)?;
+        let mut added = Vec::new();
+        for (table, label) in [("work", "work.hmac"), ("messages", "messages.hmac")] {
+            let has: bool = conn.query_row(
+                "SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'hmac'",
+                [table],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE main.{table} ADD COLUMN hmac TEXT"))?;
+                added.push(label);
+            }
+        }
+        conn.execute_batch(TRIGGERS_SQL)?;
+        Ok(InitReport {
+            added_columns: added,
+        })
+    })();
+    match r {
+        Ok(rep) => {
+            conn.execute_batch("RELEASE coord_init")?;
+            Ok(rep)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO coord_init; RELEASE coord_init");
+            Err(e)
+        }
+    }
+}

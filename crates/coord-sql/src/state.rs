@@ -1,0 +1,122 @@
+//! What one connection holds: keys added from SQL, a short-lived cache of
+//! keys found on disk, and the agent the connection acts as.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use coord_core::{AgentKeys, Keyring};
+use coord_keys::{KeyReport, Lookup};
+
+/// How long a key found in the environment or a file is reused before it is
+/// looked up again: long enough that verifying a million rows reads each
+/// agent's key file about once a second, short enough that a rotation is
+/// seen without reconnecting. `coord_key_reload()` drops the cache at once.
+pub(crate) const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+
+pub(crate) struct Cached {
+    at: Instant,
+    pub(crate) keys: Option<AgentKeys>,
+    pub(crate) report: KeyReport,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// Keys added with coord_key_add: memory only, never written anywhere.
+    memory: Keyring,
+    cache: HashMap<String, Cached>,
+    agent: Option<String>,
+    lookup: Lookup,
+}
+
+/// Shared between the connection's function closures.
+#[derive(Clone, Default)]
+pub(crate) struct Shared(Arc<Mutex<State>>);
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves no broken invariant in
+        // State (every update is a single insert or replace), so a poisoned
+        // lock is still usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    /// Runs `f` with the agent's keys (`None`: no usable key). Keys added
+    /// on this connection take precedence over the environment and files.
+    pub(crate) fn with_keys<R>(
+        &mut self,
+        agent: &str,
+        f: impl FnOnce(Option<&AgentKeys>) -> R,
+    ) -> R {
+        if let Some(k) = self.memory.get(agent) {
+            return f(Some(k));
+        }
+        f(self.resolved(agent).keys.as_ref())
+    }
+
+    fn resolved(&mut self, agent: &str) -> &Cached {
+        let fresh = self
+            .cache
+            .get(agent)
+            .is_some_and(|c| c.at.elapsed() < KEY_CACHE_TTL);
+        if !fresh {
+            let r = self.lookup.resolve(agent);
+            self.cache.insert(
+                agent.to_owned(),
+                Cached {
+                    at: Instant::now(),
+                    keys: r.keys,
+                    report: r.report,
+                },
+            );
+        }
+        &self.cache[agent]
+    }
+
+    /// A report on the agent's key (JSON), never the key.
+    pub(crate) fn report(&mut self, agent: &str) -> serde_json::Value {
+        if let Some(k) = self.memory.get(agent) {
+            return serde_json::json!({
+                "agent": agent,
+                "can_sign": k.current.is_some(),
+                "source": {"kind": "connection"},
+                "fingerprint": k.current.as_ref().map(|c| c.fingerprint()),
+                "retired": k.retired.iter().map(|r| serde_json::json!({"usable": true, "fingerprint": r.fingerprint()})).collect::<Vec<_>>(),
+            });
+        }
+        self.resolved(agent).report.to_json()
+    }
+
+    /// Why the agent cannot sign (for error messages), or None if it can.
+    pub(crate) fn why_not(&mut self, agent: &str) -> Option<String> {
+        if let Some(k) = self.memory.get(agent) {
+            return k
+                .current
+                .is_none()
+                .then(|| "this connection holds only retired keys for it".to_owned());
+        }
+        let c = self.resolved(agent);
+        if c.report.can_sign() {
+            return None;
+        }
+        Some(c.report.reason())
+    }
+
+    pub(crate) fn memory(&mut self) -> &mut Keyring {
+        &mut self.memory
+    }
+
+    pub(crate) fn reload(&mut self) {
+        self.cache.clear();
+    }
+
+    pub(crate) fn agent(&self) -> Option<&str> {
+        self.agent.as_deref()
+    }
+
+    pub(crate) fn set_agent(&mut self, agent: Option<String>) {
+        self.agent = agent;
+    }
+}

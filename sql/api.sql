@@ -1,0 +1,261 @@
+-- coord's write API: one TEMP view per operation, whose INSTEAD OF INSERT
+-- trigger does the whole operation as one statement. Each operation first
+-- records its decision in temp.coord_result from the state it reads, then
+-- makes the conditional write, then checks that the write applied. Run it
+-- inside BEGIN IMMEDIATE (the CLI and the Rust API do): then no other writer
+-- can act between the read and the write. Without it the statement is still
+-- atomic, and a concurrent commit makes it fail with SQLITE_BUSY rather than
+-- succeed on stale data.
+--
+-- Signing happens here, as the claimer or sender, with coord_try_sign: the
+-- row gets a MAC when this connection holds that agent's key, and NULL
+-- (never a stale MAC) when it does not.
+
+DROP TABLE IF EXISTS temp.coord_result;
+CREATE TEMP TABLE coord_result (
+    op TEXT NOT NULL,          -- claim, complete, abandon, submit, send
+    task_id TEXT,
+    agent TEXT,                -- the claimer or sender acting
+    outcome TEXT NOT NULL,     -- see README: granted, renewed, denied, ...
+    holder TEXT,               -- the task's claimer before the operation
+    epoch INTEGER,             -- the epoch after a grant, else the task's
+    expires_at TEXT,           -- new expiry on grant/renew, holder's on deny
+    now TEXT,
+    signed INTEGER,            -- 1 if the written row carries a MAC
+    message_id INTEGER,
+    detail TEXT                -- one line for people
+);
+
+-- claim -------------------------------------------------------------------
+DROP VIEW IF EXISTS temp.coord_claim;
+CREATE TEMP VIEW coord_claim(task_id, claimer, ttl_minutes) AS
+SELECT NULL, NULL, NULL WHERE 0;
+
+CREATE TEMP TRIGGER coord_claim_do INSTEAD OF INSERT ON coord_claim
+BEGIN
+    DELETE FROM coord_result;
+    SELECT coord_fail('coord_claim: task_id must be non-empty TEXT')
+     WHERE typeof(NEW.task_id) IS NOT 'text' OR NEW.task_id = '';
+    SELECT coord_fail('coord_claim: no claimer given and no agent set (coord_set_agent or $COORDINATION_AGENT)')
+     WHERE COALESCE(NEW.claimer, coord_agent()) IS NULL;
+    SELECT coord_fail('coord_claim: ttl_minutes must be a positive number of minutes')
+     WHERE NEW.ttl_minutes IS NOT NULL
+       AND (typeof(NEW.ttl_minutes) NOT IN ('integer', 'real') OR NEW.ttl_minutes <= 0
+            OR NEW.ttl_minutes > 52560000);
+    SELECT coord_fail('coord_claim: ' || NEW.task_id || ' matches gate pattern ' || quote(g.pattern)
+                      || ' and this connection has no key that can sign as '
+                      || COALESCE(NEW.claimer, coord_agent()))
+      FROM main.coord_gate AS g
+     WHERE NEW.task_id GLOB g.pattern AND NOT coord_can_sign(COALESCE(NEW.claimer, coord_agent()))
+     LIMIT 1;
+
+    INSERT INTO coord_result(op, task_id, agent, outcome, holder, epoch, expires_at, now)
+    SELECT 'claim', task_id, agent, outcome, holder,
+           CASE outcome WHEN 'granted' THEN old_epoch + 1 ELSE old_epoch END,
+           CASE outcome WHEN 'denied' THEN old_expiry ELSE exp END,
+           now
+      FROM (SELECT t.*, w.claimer AS holder, COALESCE(w.epoch, 0) AS old_epoch,
+                   w.expires_at AS old_expiry,
+                   CASE WHEN w.task_id IS NULL THEN 'granted'
+                        WHEN w.status = 'claimed' AND w.expires_at > t.now
+                             AND w.claimer IS NOT t.agent THEN 'denied'
+                        WHEN w.status = 'claimed' AND w.expires_at > t.now THEN 'renewed'
+                        ELSE 'granted' END AS outcome
+              FROM (SELECT NEW.task_id AS task_id,
+                           COALESCE(NEW.claimer, coord_agent()) AS agent,
+                           datetime('now') AS now,
+                           datetime('now', '+' || COALESCE(NEW.ttl_minutes, 60) || ' minutes') AS exp) AS t
+              LEFT JOIN main.work AS w ON w.task_id = t.task_id);
+    SELECT coord_fail('coord_claim: ttl_minutes gives no valid expiry time')
+      FROM temp.coord_result WHERE expires_at IS NULL;
+
+    -- renew: the holder's live claim gets a new expiry, same epoch
+    UPDATE work
+       SET expires_at = (SELECT expires_at FROM temp.coord_result),
+           hmac = (SELECT coord_try_sign(agent, agent, task_id, epoch, expires_at) FROM temp.coord_result)
+     WHERE task_id = NEW.task_id
+       AND (SELECT outcome FROM temp.coord_result) = 'renewed'
+       AND status = 'claimed'
+       AND claimer = (SELECT agent FROM temp.coord_result)
+       AND epoch = (SELECT epoch FROM temp.coord_result);
+
+    -- grant an existing task: available, expired, abandoned or completed
+    UPDATE work
+       SET claimer = (SELECT agent FROM temp.coord_result),
+           epoch = (SELECT epoch FROM temp.coord_result),
+           claimed_at = (SELECT now FROM temp.coord_result),
+           expires_at = (SELECT expires_at FROM temp.coord_result),
+           status = 'claimed',
+           completed_at = NULL,
+           result = NULL,
+           hmac = (SELECT coord_try_sign(agent, agent, task_id, epoch, expires_at) FROM temp.coord_result)
+     WHERE task_id = NEW.task_id
+       AND (SELECT outcome FROM temp.coord_result) = 'granted'
+       AND epoch = (SELECT epoch - 1 FROM temp.coord_result)
+       AND NOT (status = 'claimed' AND expires_at > (SELECT now FROM temp.coord_result));
+
+    -- grant a task nobody has seen: it starts at epoch 1
+    INSERT INTO work(task_id, claimer, epoch, claimed_at, expires_at, status, hmac)
+    SELECT task_id, agent, 1, now, expires_at, 'claimed',
+           coord_try_sign(agent, agent, task_id, 1, expires_at)
+      FROM temp.coord_result
+     WHERE outcome = 'granted' AND epoch = 1
+       AND NOT EXISTS (SELECT 1 FROM main.work WHERE task_id = NEW.task_id);
+
+    -- rows-affected check: a grant or renewal that did not land is an error
+    SELECT coord_fail('coord_claim: internal error: the ' || r.outcome || ' of ' || r.task_id || ' did not apply')
+      FROM temp.coord_result AS r
+     WHERE r.outcome IN ('granted', 'renewed')
+       AND NOT EXISTS (SELECT 1 FROM main.work AS w
+                        WHERE w.task_id = r.task_id AND w.claimer = r.agent AND w.epoch = r.epoch
+                          AND w.expires_at = r.expires_at AND w.status = 'claimed');
+    UPDATE coord_result
+       SET signed = (SELECT hmac IS NOT NULL FROM main.work WHERE task_id = NEW.task_id)
+     WHERE outcome IN ('granted', 'renewed');
+    UPDATE coord_result SET detail = CASE outcome
+        WHEN 'denied' THEN 'DENIED: ' || task_id || ' is held by ' || COALESCE(holder, 'nobody')
+                           || ' until ' || expires_at || ' (epoch ' || epoch || ')'
+        WHEN 'renewed' THEN 'renewed ' || task_id || ' for ' || agent || ' until ' || expires_at
+                            || ' (epoch ' || epoch || ')'
+        ELSE 'granted ' || task_id || ' to ' || agent || ' at epoch ' || epoch || ' until ' || expires_at
+        END;
+END;
+
+-- complete and abandon ------------------------------------------------------
+DROP VIEW IF EXISTS temp.coord_complete;
+CREATE TEMP VIEW coord_complete(task_id, claimer, epoch, result) AS
+SELECT NULL, NULL, NULL, NULL WHERE 0;
+
+DROP VIEW IF EXISTS temp.coord_abandon;
+CREATE TEMP VIEW coord_abandon(task_id, claimer, epoch) AS
+SELECT NULL, NULL, NULL WHERE 0;
+
+CREATE TEMP TRIGGER coord_complete_do INSTEAD OF INSERT ON coord_complete
+BEGIN
+    DELETE FROM coord_result;
+    SELECT coord_fail('coord_complete: task_id must be non-empty TEXT')
+     WHERE typeof(NEW.task_id) IS NOT 'text' OR NEW.task_id = '';
+    SELECT coord_fail('coord_complete: no claimer given and no agent set (coord_set_agent or $COORDINATION_AGENT)')
+     WHERE COALESCE(NEW.claimer, coord_agent()) IS NULL;
+    SELECT coord_fail('coord_complete: epoch must be an INTEGER or NULL')
+     WHERE NEW.epoch IS NOT NULL AND typeof(NEW.epoch) IS NOT 'integer';
+    INSERT INTO coord_result(op, task_id, agent, outcome, holder, epoch, expires_at, now)
+    SELECT 'complete', t.task_id, t.agent,
+           CASE WHEN w.task_id IS NULL THEN 'unknown_task'
+                WHEN NEW.epoch IS NOT NULL AND NEW.epoch IS NOT w.epoch THEN 'lost_lease'
+                WHEN w.status IS NOT 'claimed' THEN 'not_claimed'
+                WHEN w.claimer IS NOT t.agent THEN 'not_holder'
+                WHEN w.expires_at IS NULL OR w.expires_at <= t.now THEN 'expired'
+                ELSE 'completed' END,
+           w.claimer, w.epoch, w.expires_at, t.now
+      FROM (SELECT NEW.task_id AS task_id, COALESCE(NEW.claimer, coord_agent()) AS agent,
+                   datetime('now') AS now) AS t
+      LEFT JOIN main.work AS w ON w.task_id = t.task_id;
+    UPDATE work
+       SET status = 'completed',
+           completed_at = (SELECT now FROM temp.coord_result),
+           result = NEW.result
+     WHERE task_id = NEW.task_id
+       AND (SELECT outcome FROM temp.coord_result) = 'completed'
+       AND status = 'claimed'
+       AND claimer = (SELECT agent FROM temp.coord_result)
+       AND epoch = (SELECT epoch FROM temp.coord_result);
+    SELECT coord_fail('coord_complete: internal error: the completion of ' || r.task_id || ' did not apply')
+      FROM temp.coord_result AS r
+     WHERE r.outcome = 'completed'
+       AND NOT EXISTS (SELECT 1 FROM main.work AS w WHERE w.task_id = r.task_id
+                          AND w.status = 'completed' AND w.epoch = r.epoch);
+    UPDATE coord_result SET detail = CASE outcome
+        WHEN 'completed' THEN 'completed ' || task_id || ' at epoch ' || epoch
+        WHEN 'unknown_task' THEN 'no task ' || task_id
+        WHEN 'lost_lease' THEN 'lost lease: ' || task_id || ' is at epoch ' || epoch || ', held by ' || COALESCE(holder, 'nobody')
+        WHEN 'not_claimed' THEN task_id || ' is not claimed'
+        WHEN 'not_holder' THEN task_id || ' is held by ' || COALESCE(holder, 'nobody') || ', not ' || agent
+        WHEN 'expired' THEN 'the claim on ' || task_id || ' expired at ' || COALESCE(expires_at, '?') || '; claim it again first'
+        END;
+END;
+
+CREATE TEMP TRIGGER coord_abandon_do INSTEAD OF INSERT ON coord_abandon
+BEGIN
+    DELETE FROM coord_result;
+    SELECT coord_fail('coord_abandon: task_id must be non-empty TEXT')
+     WHERE typeof(NEW.task_id) IS NOT 'text' OR NEW.task_id = '';
+    SELECT coord_fail('coord_abandon: no claimer given and no agent set (coord_set_agent or $COORDINATION_AGENT)')
+     WHERE COALESCE(NEW.claimer, coord_agent()) IS NULL;
+    SELECT coord_fail('coord_abandon: epoch must be an INTEGER or NULL')
+     WHERE NEW.epoch IS NOT NULL AND typeof(NEW.epoch) IS NOT 'integer';
+    INSERT INTO coord_result(op, task_id, agent, outcome, holder, epoch, expires_at, now)
+    SELECT 'abandon', t.task_id, t.agent,
+           CASE WHEN w.task_id IS NULL THEN 'unknown_task'
+                WHEN NEW.epoch IS NOT NULL AND NEW.epoch IS NOT w.epoch THEN 'lost_lease'
+                WHEN w.status IS NOT 'claimed' THEN 'not_claimed'
+                WHEN w.claimer IS NOT t.agent THEN 'not_holder'
+                ELSE 'abandoned' END,
+           w.claimer, w.epoch, w.expires_at, t.now
+      FROM (SELECT NEW.task_id AS task_id, COALESCE(NEW.claimer, coord_agent()) AS agent,
+                   datetime('now') AS now) AS t
+      LEFT JOIN main.work AS w ON w.task_id = t.task_id;
+    UPDATE work SET status = 'abandoned'
+     WHERE task_id = NEW.task_id
+       AND (SELECT outcome FROM temp.coord_result) = 'abandoned'
+       AND status = 'claimed'
+       AND claimer = (SELECT agent FROM temp.coord_result)
+       AND epoch = (SELECT epoch FROM temp.coord_result);
+    SELECT coord_fail('coord_abandon: internal error: abandoning ' || r.task_id || ' did not apply')
+      FROM temp.coord_result AS r
+     WHERE r.outcome = 'abandoned'
+       AND NOT EXISTS (SELECT 1 FROM main.work AS w WHERE w.task_id = r.task_id
+                          AND w.status = 'abandoned' AND w.epoch = r.epoch);
+    UPDATE coord_result SET detail = CASE outcome
+        WHEN 'abandoned' THEN 'abandoned ' || task_id || ' at epoch ' || epoch
+        WHEN 'unknown_task' THEN 'no task ' || task_id
+        WHEN 'lost_lease' THEN 'lost lease: ' || task_id || ' is at epoch ' || epoch || ', held by ' || COALESCE(holder, 'nobody')
+        WHEN 'not_claimed' THEN task_id || ' is not claimed'
+        WHEN 'not_holder' THEN task_id || ' is held by ' || COALESCE(holder, 'nobody') || ', not ' || agent
+        END;
+END;
+
+-- submit: a task that anyone may claim ------------------------------------
+DROP VIEW IF EXISTS temp.coord_submit;
+CREATE TEMP VIEW coord_submit(task_id, metadata) AS SELECT NULL, NULL WHERE 0;
+
+CREATE TEMP TRIGGER coord_submit_do INSTEAD OF INSERT ON coord_submit
+BEGIN
+    DELETE FROM coord_result;
+    SELECT coord_fail('coord_submit: task_id must be non-empty TEXT')
+     WHERE typeof(NEW.task_id) IS NOT 'text' OR NEW.task_id = '';
+    INSERT INTO coord_result(op, task_id, outcome, holder, epoch, now, detail)
+    SELECT 'submit', NEW.task_id,
+           CASE WHEN w.task_id IS NULL THEN 'submitted' ELSE 'exists' END,
+           w.claimer, COALESCE(w.epoch, 0), datetime('now'),
+           CASE WHEN w.task_id IS NULL THEN 'submitted ' || NEW.task_id
+                ELSE NEW.task_id || ' already exists (' || w.status || ')' END
+      FROM (SELECT NULL) LEFT JOIN main.work AS w ON w.task_id = NEW.task_id;
+    INSERT OR IGNORE INTO work(task_id, metadata) VALUES (NEW.task_id, NEW.metadata);
+END;
+
+-- send ------------------------------------------------------------------------
+DROP VIEW IF EXISTS temp.coord_send;
+CREATE TEMP VIEW coord_send(sender, recipient, channel, body) AS
+SELECT NULL, NULL, NULL, NULL WHERE 0;
+
+CREATE TEMP TRIGGER coord_send_do INSTEAD OF INSERT ON coord_send
+BEGIN
+    DELETE FROM coord_result;
+    SELECT coord_fail('coord_send: no sender given and no agent set (coord_set_agent or $COORDINATION_AGENT)')
+     WHERE COALESCE(NEW.sender, coord_agent()) IS NULL;
+    SELECT coord_fail('coord_send: body must be TEXT')
+     WHERE typeof(NEW.body) IS NOT 'text';
+    SELECT coord_fail('coord_send: recipient must be TEXT or NULL (broadcast)')
+     WHERE NEW.recipient IS NOT NULL AND typeof(NEW.recipient) IS NOT 'text';
+    SELECT coord_fail('coord_send: channel must be TEXT or NULL (general)')
+     WHERE NEW.channel IS NOT NULL AND typeof(NEW.channel) IS NOT 'text';
+    INSERT INTO messages(sender, recipient, channel, body, hmac)
+    SELECT s, NEW.recipient, c, NEW.body,
+           coord_try_sign(s, s, COALESCE(NEW.recipient, ''), c, NEW.body)
+      FROM (SELECT COALESCE(NEW.sender, coord_agent()) AS s, COALESCE(NEW.channel, 'general') AS c);
+    INSERT INTO coord_result(op, agent, outcome, now, signed, message_id, detail)
+    SELECT 'send', m.sender, 'sent', m.created_at, m.hmac IS NOT NULL, m.id,
+           'sent message ' || m.id || ' to ' || COALESCE(m.recipient, 'everyone') || ' on ' || m.channel
+      FROM main.messages AS m WHERE m.id = last_insert_rowid();
+END;

@@ -1,0 +1,35 @@
+-- coord's stored triggers. Built-in SQL only (no coord function), so they
+-- run in every client, with or without coord loaded. Run by coord_init()
+-- after schema.sql and after the `hmac` columns exist.
+
+-- A write that changes a claim's signed fields but leaves the old MAC in
+-- place would leave a MAC that no longer matches: clear it, so the row reads
+-- as unsigned instead of keeping a signature it does not have.
+DROP TRIGGER IF EXISTS coord_work_stale_mac;
+CREATE TRIGGER coord_work_stale_mac
+AFTER UPDATE OF claimer, task_id, epoch, expires_at ON work
+WHEN NEW.hmac IS NOT NULL AND NEW.hmac IS OLD.hmac
+ AND (NEW.claimer IS NOT OLD.claimer OR NEW.task_id IS NOT OLD.task_id
+      OR NEW.epoch IS NOT OLD.epoch OR NEW.expires_at IS NOT OLD.expires_at)
+BEGIN
+    UPDATE work SET hmac = NULL WHERE rowid = NEW.rowid;
+END;
+
+-- The epoch fences old holders; it must never go down.
+DROP TRIGGER IF EXISTS coord_work_epoch_up;
+CREATE TRIGGER coord_work_epoch_up
+BEFORE UPDATE OF epoch ON work
+WHEN NEW.epoch < OLD.epoch
+BEGIN
+    SELECT RAISE(ABORT, 'coord: a task''s epoch never goes down');
+END;
+
+DROP TRIGGER IF EXISTS coord_messages_stale_mac;
+CREATE TRIGGER coord_messages_stale_mac
+AFTER UPDATE OF sender, recipient, channel, body ON messages
+WHEN NEW.hmac IS NOT NULL AND NEW.hmac IS OLD.hmac
+ AND (NEW.sender IS NOT OLD.sender OR NEW.recipient IS NOT OLD.recipient
+      OR NEW.channel IS NOT OLD.channel OR NEW.body IS NOT OLD.body)
+BEGIN
+    UPDATE messages SET hmac = NULL WHERE id = NEW.id;
+END;
