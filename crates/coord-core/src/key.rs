@@ -78,6 +78,14 @@ impl SecretKey {
         self.mac_over(fields).verify_slice(&tag.0).is_ok()
     }
 
+    /// Whether `tag` is the MAC of bytes that are already canonical,
+    /// compared in constant time.
+    pub fn verify_bytes(&self, canonical: &[u8], tag: &MacTag) -> bool {
+        let mut mac = self.keyed.clone();
+        mac.update(canonical);
+        mac.verify_slice(&tag.0).is_ok()
+    }
+
     /// A short public name for the key: the first 8 bytes of its MAC over a
     /// fixed label, in hex. It lets two parties see whether they hold the
     /// same key without showing it.

@@ -108,6 +108,20 @@ impl AgentKeys {
 /// A missing or empty MAC is `Unsigned` whatever the agent; a MAC with no key
 /// to check it is `UnknownAgent`; a malformed MAC is `BadMac`.
 pub fn status(keys: Option<&AgentKeys>, mac: Option<&str>, fields: &[Field<'_>]) -> Status {
+    status_with(keys, mac, |k, tag| k.verify(fields, tag))
+}
+
+/// [`status`] for bytes that are already canonical (a host that encoded the
+/// fields once and checks them against several keys, or caches them).
+pub fn status_canonical(keys: Option<&AgentKeys>, mac: Option<&str>, canonical: &[u8]) -> Status {
+    status_with(keys, mac, |k, tag| k.verify_bytes(canonical, tag))
+}
+
+fn status_with(
+    keys: Option<&AgentKeys>,
+    mac: Option<&str>,
+    check: impl Fn(&SecretKey, &MacTag) -> bool,
+) -> Status {
     let mac = match mac {
         None | Some("") => return Status::Unsigned,
         Some(m) => m,
@@ -119,14 +133,10 @@ pub fn status(keys: Option<&AgentKeys>, mac: Option<&str>, fields: &[Field<'_>])
     let Ok(tag) = MacTag::parse(mac) else {
         return Status::BadMac;
     };
-    if keys
-        .current
-        .as_ref()
-        .is_some_and(|k| k.verify(fields, &tag))
-    {
+    if keys.current.as_ref().is_some_and(|k| check(k, &tag)) {
         return Status::Verified;
     }
-    if keys.retired.iter().any(|k| k.verify(fields, &tag)) {
+    if keys.retired.iter().any(|k| check(k, &tag)) {
         return Status::RetiredKey;
     }
     Status::BadMac

@@ -136,9 +136,7 @@ fn verify_status(state: &Shared, ctx: &Context<'_>) -> Status {
             }
         });
     };
-    state
-        .lock()
-        .with_keys(agent, |k| coord_core::status(k, mac, &fields))
+    state.lock().verify(agent, mac, &fields)
 }
 
 fn sign(state: &Shared, ctx: &Context<'_>, func: &'static str) -> rusqlite::Result<Option<String>> {

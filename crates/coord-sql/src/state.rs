@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use coord_core::{AgentKeys, Keyring};
+use coord_core::{encode, status_canonical, AgentKeys, Field, Keyring, Status};
 use coord_keys::{KeyReport, Lookup};
 
 /// How long a key found in the environment or a file is reused before it is
@@ -27,6 +27,14 @@ pub(crate) struct State {
     cache: HashMap<String, Cached>,
     agent: Option<String>,
     lookup: Lookup,
+    /// The exact arguments (agent, MAC, canonical fields) of the last
+    /// verification and its status. SQLite's flattener copies a view's
+    /// status expression into every column that uses it, so coord_work calls
+    /// the check twice per row with the same arguments; the second call is
+    /// answered here instead of computing the MAC again.
+    memo_key: Vec<u8>,
+    memo_status: Option<Status>,
+    scratch: Vec<u8>,
 }
 
 /// Shared between the connection's function closures.
@@ -62,6 +70,7 @@ impl State {
             .get(agent)
             .is_some_and(|c| c.at.elapsed() < KEY_CACHE_TTL);
         if !fresh {
+            self.memo_status = None;
             let r = self.lookup.resolve(agent);
             self.cache.insert(
                 agent.to_owned(),
@@ -104,12 +113,41 @@ impl State {
         Some(c.report.reason())
     }
 
+    /// The keyring of keys added on this connection (for changes: any
+    /// memoised verification is dropped).
     pub(crate) fn memory(&mut self) -> &mut Keyring {
+        self.memo_status = None;
         &mut self.memory
     }
 
     pub(crate) fn reload(&mut self) {
+        self.memo_status = None;
         self.cache.clear();
+    }
+
+    /// The status of a row signed as `agent` (valid id) with `mac`.
+    pub(crate) fn verify(
+        &mut self,
+        agent: &str,
+        mac: Option<&str>,
+        fields: &[Field<'_>],
+    ) -> Status {
+        let mut key = std::mem::take(&mut self.scratch);
+        key.clear();
+        let mac_bytes = mac.unwrap_or("").as_bytes();
+        for part in [agent.as_bytes(), mac_bytes] {
+            key.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            key.extend_from_slice(part);
+        }
+        let start = key.len();
+        encode(fields, |chunk| key.extend_from_slice(chunk));
+        let status = match self.memo_status {
+            Some(s) if key == self.memo_key => s,
+            _ => self.with_keys(agent, |k| status_canonical(k, mac, &key[start..])),
+        };
+        self.scratch = std::mem::replace(&mut self.memo_key, key);
+        self.memo_status = Some(status);
+        status
     }
 
     pub(crate) fn agent(&self) -> Option<&str> {
