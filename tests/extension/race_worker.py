@@ -1,0 +1,70 @@
+"""One racing agent: waits for the start file, then tries to claim every task
+once (in its own random order); each grant is logged and released at once
+with an epoch-checked abandon, so the next claimer gets epoch + 1.
+
+argv: db agent key_hex tasks start_file busy_timeout_s seed
+prints one JSON line: {"grants": [[task, epoch], ...], "busy": n, "denied": n}
+"""
+import json
+import os
+import random
+import sqlite3
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import connect  # noqa: E402
+
+db, agent, key_hex, ntasks, start, timeout, seed = sys.argv[1:]
+conn = connect(db, timeout=float(timeout))
+conn.execute("PRAGMA synchronous=NORMAL")
+conn.execute("SELECT coord_key_add(?, ?)", (agent, bytes.fromhex(key_hex)))
+tasks = [f"task:{i}" for i in range(int(ntasks))]
+random.Random(int(seed)).shuffle(tasks)
+
+while not os.path.exists(start):
+    time.sleep(0.001)
+
+grants, busy, denied = [], 0, 0
+
+
+def txn(view, values):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"INSERT INTO {view} VALUES ({', '.join('?' for _ in values)})", values)
+        r = conn.execute("SELECT outcome, epoch FROM coord_result").fetchone()
+        conn.execute("COMMIT")
+        return r
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+for t in tasks:
+    try:
+        outcome, epoch = txn("coord_claim", (t, agent, 60))
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            busy += 1
+            continue
+        raise
+    if outcome == "granted":
+        grants.append([t, epoch])
+        # release it; retry while busy: a held lease would only make others wait
+        while True:
+            try:
+                out, _ = txn("coord_abandon", (t, agent, epoch))
+                assert out == "abandoned", out
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e) or "busy" in str(e):
+                    busy += 1
+                    continue
+                raise
+    elif outcome == "denied":
+        denied += 1
+    else:
+        raise SystemExit(f"unexpected outcome {outcome}")
+
+print(json.dumps({"grants": grants, "busy": busy, "denied": denied}))

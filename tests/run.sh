@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# coord's whole test suite: the README's test command. Run from anywhere;
+# installs what it needs (Debian packages, Rust targets, pip and npm packages
+# in the suites that use them), then runs every suite and ends with
+# "suites: N passed, N failed". Exits non-zero if any suite failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+# --- set-up -------------------------------------------------------------
+need_apt=()
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "== installing ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+passed=0
+failed=0
+failures=()
+suite() {
+    local name=$1
+    shift
+    echo
+    echo "== $name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "== FAILED: $name"
+    fi
+}
+
+# Debian's python3: the default (pyenv) python3 cannot load extensions.
+py_suite() { /usr/bin/python3 -m unittest discover -v -s tests/extension -p "$1" 2>&1; }
+
+suite "format" cargo fmt --all -- --check
+suite "clippy" cargo clippy --workspace --all-targets --release -- -D warnings
+suite "core, keys and SQL crates (cargo test)" cargo test --workspace --release
+suite "build the extension" cargo build --release -p coord-sqlite
+suite "extension in Python's sqlite3" py_suite 'test_extension.py'
+suite "extension in the sqlite3 shell" py_suite 'test_sqlite3_cli.py'
+suite "race of 8 processes" py_suite 'test_race.py'
+suite "extension in rusqlite on the system SQLite" \
+    cargo test --release --manifest-path tests/rusqlite-host/Cargo.toml
+
+echo
+if [ "$failed" -gt 0 ]; then
+    printf 'failed suites: %s\n' "${failures[*]}"
+fi
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
