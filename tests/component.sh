@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Builds coord's WASI component and checks it in three real hosts (Python
+# wasmtime, Node 20 + jco, Rust wasmtime) and against the SQLite extension.
+#
+#   bash tests/component.sh        (from the repo root; installs what it needs)
+#
+# Everything it builds or installs goes under target-component/ (ignored),
+# except the extension, built where the rest of the repo expects it
+# (target/release/libcoord.so). The gptme fixture is read from
+# ../shared/fixtures/gptme and copied to a temporary directory first.
+# Ends with `N passed, N failed`; exits non-zero on any failure.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 2
+WORK="$ROOT/target-component"
+FIXTURE="$ROOT/../shared/fixtures/gptme"
+WASM="$WORK/wasm32-wasip2/component/coord_component.wasm"
+HOST_BIN="$WORK/release/coord-wasmtime-host"
+MAX_SIZE=153600 # 150 KiB
+mkdir -p "$WORK"
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+
+# Runs a host and adds its own `name: N passed, N failed` line to the totals.
+# A host that dies without that line counts as one failure.
+run_host() {
+    local name=$1 out line p f
+    shift
+    echo "--- $name"
+    out=$("$@" 2>&1)
+    local rc=$?
+    printf '%s\n' "$out" | grep -v '^ok ' || true
+    line=$(printf '%s\n' "$out" | grep -E '^[a-z -]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+    if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        p=${BASH_REMATCH[1]}
+        f=${BASH_REMATCH[2]}
+        passed=$((passed + p))
+        failed=$((failed + f))
+        if [[ $rc -ne 0 && $f -eq 0 ]]; then fail "$name exited $rc"; fi
+    else
+        fail "$name: no summary line (exit $rc)"
+    fi
+}
+
+finish() {
+    echo "component: $passed passed, $failed failed"
+    [[ $failed -eq 0 ]]
+    exit $?
+}
+
+# --- toolchain and the component -------------------------------------------
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2 || { fail "rustup target add wasm32-wasip2"; finish; }
+fi
+if CARGO_TARGET_DIR="$WORK" cargo build -p coord-component --target wasm32-wasip2 \
+    --profile component; then
+    ok "component builds with plain cargo for wasm32-wasip2"
+else
+    fail "component build"
+    finish
+fi
+size=$(stat -c %s "$WASM")
+echo "component: $WASM, $size bytes"
+if [[ $size -lt $MAX_SIZE ]]; then ok "component is $size bytes (< $MAX_SIZE)"; else fail "component is $size bytes (>= $MAX_SIZE)"; fi
+if head -c 8 "$WASM" | od -An -tx1 | grep -q '00 61 73 6d 0d 00 01 00'; then
+    ok "the build output is a component (layer 1), not a core module"
+else
+    fail "not a component: $(head -c 8 "$WASM" | od -An -tx1)"
+fi
+
+# --- the fixture, copied (shared/ is read-only) ----------------------------
+FX="$(mktemp -d)"
+trap 'rm -rf "$FX"' EXIT
+if [[ -f "$FIXTURE/coord.db" ]]; then
+    cp -r "$FIXTURE/." "$FX/" && chmod -R u+w "$FX" && chmod 600 "$FX"/secrets/*.secret
+else
+    fail "fixture not found at $FIXTURE"
+fi
+
+# --- Python: a venv from Debian's python3, whose sqlite3 loads extensions --
+PY="$WORK/venv/bin/python"
+if [[ ! -x $PY ]]; then
+    /usr/bin/python3 -m venv "$WORK/venv" || {
+        apt-get install -y python3-venv >/dev/null && /usr/bin/python3 -m venv "$WORK/venv"
+    }
+fi
+if "$PY" -m pip install -q -r tests/component/requirements.txt; then
+    ok "python venv with $(cat tests/component/requirements.txt)"
+else
+    fail "pip install -r tests/component/requirements.txt"
+fi
+if "$PY" tests/component/fixture_rows.py "$FX" "$FX/rows.json"; then
+    ok "fixture rows dumped for the hosts without SQLite"
+else
+    fail "fixture_rows.py"
+fi
+
+# --- the three hosts --------------------------------------------------------
+run_host "python host" "$PY" tests/component/python_host.py "$WASM" tests/vectors.json "$FX"
+
+# npm ci empties node_modules first; skip it when the lock file is unchanged
+# since the last install.
+lock_sum=$(sha256sum tests/component/package-lock.json | cut -d' ' -f1)
+stamp=tests/component/node_modules/.coord-lock-sha256
+if [[ -x tests/component/node_modules/.bin/jco && "$(cat "$stamp" 2>/dev/null)" == "$lock_sum" ]] \
+    || { (cd tests/component && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+        && echo "$lock_sum" >"$stamp"; }; then
+    ok "npm ci (jco pinned by tests/component/package-lock.json)"
+    JCO="$ROOT/tests/component/node_modules/.bin/jco"
+    rm -rf "$WORK/jco"
+    if "$JCO" transpile "$WASM" -o "$WORK/jco" --name coord >/dev/null; then
+        ok "jco transpile"
+        if grep -q 'preview2-shim\|^import ' "$WORK/jco/coord.js"; then
+            fail "transpiled module imports something: $(grep -m3 'preview2-shim\|^import ' "$WORK/jco/coord.js")"
+        else
+            ok "transpiled module imports nothing (no WASI shim)"
+        fi
+        run_host "node host" node tests/component/node_host.mjs "$WORK/jco/coord.js" \
+            tests/vectors.json "$FX/rows.json" "$FX/secrets"
+    else
+        fail "jco transpile"
+    fi
+    # The component's world as jco reads it: exports only.
+    world=$("$JCO" wit "$WASM" 2>&1)
+    echo "$world" | sed -n '/^world/,/^}/p'
+    if echo "$world" | grep -q 'export coord:signing/signing@0.1.0' \
+        && ! echo "$world" | grep -qE '^\s*import '; then
+        ok "jco wit: the world exports coord:signing/signing@0.1.0 and imports nothing"
+    else
+        fail "jco wit: unexpected world"
+    fi
+else
+    fail "npm ci in tests/component"
+fi
+
+# The Rust host: its own workspace and Cargo.lock (wasmtime is a long build).
+if CARGO_TARGET_DIR="$WORK" cargo build --release --locked \
+    --manifest-path tests/wasmtime-host/Cargo.toml; then
+    ok "rust host builds (wasmtime 48)"
+    run_host "rust host" "$HOST_BIN" check "$WASM" tests/vectors.json "$FX/rows.json" "$FX/secrets"
+    echo "--- bench (informational)"
+    "$HOST_BIN" bench "$WASM" || fail "bench"
+else
+    fail "rust host build"
+fi
+
+# --- cross-check with the SQLite extension ---------------------------------
+if cargo build --release -p coord-sqlite && [[ -f target/release/libcoord.so ]]; then
+    ok "extension built (target/release/libcoord.so)"
+    run_host "cross-check" "$PY" tests/component/crosscheck.py "$WASM" target/release/libcoord \
+        tests/vectors.json "$FX"
+else
+    fail "cargo build --release -p coord-sqlite"
+fi
+
+finish
