@@ -1,0 +1,169 @@
+//! `coord`: sign and verify gptme-coordination claims and messages from the
+//! shell. Every database operation goes through coord-sql, the same SQL and
+//! compare-and-swap as the SQLite extension, on this process's own
+//! connection (rusqlite's bundled SQLite).
+#![forbid(unsafe_code)]
+
+mod audit;
+mod cli;
+mod db;
+mod demo;
+mod error;
+mod keygen;
+mod ops;
+mod output;
+mod read;
+mod sql;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, Global};
+use crate::db::Db;
+use crate::error::CliError;
+use crate::output::Out;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Out::new(cli.global.json, cli.global.color);
+    match run(cli, out) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("coord: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// The agent from --as or $COORDINATION_AGENT (empty counts as unset),
+/// refused if it is not a valid id.
+fn agent(g: &Global) -> Result<Option<String>, CliError> {
+    match g.agent.as_deref().filter(|a| !a.is_empty()) {
+        None => Ok(None),
+        Some(a) => coord_core::validate_agent_id(a)
+            .map(|a| Some(a.to_owned()))
+            .map_err(|e| CliError::BadAgent {
+                agent: a.to_owned(),
+                reason: e.to_string(),
+            }),
+    }
+}
+
+fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
+    let g = &cli.global;
+    let me = agent(g)?;
+    let need_agent = || me.clone().ok_or(CliError::NoAgent);
+    let at = db::resolve(g.db.as_deref());
+    let open = || Db::open(&at, g.busy_timeout, me.as_deref());
+    // Writes need coord's schema; a database only gptme-coordination has
+    // written gets it added (built-in SQL only, harmless to that package).
+    let open_for_write = || {
+        let db = open()?;
+        db.ensure_schema()?;
+        Ok::<_, CliError>(db)
+    };
+
+    match cli.command {
+        Command::Init => {
+            let (db, report) = Db::create(&at, g.busy_timeout, me.as_deref())?;
+            if out.json {
+                out.print_json(&serde_json::json!({
+                    "db": db.path.display().to_string(),
+                    "added_columns": report.added_columns,
+                }));
+            } else {
+                out.line(
+                    output::style::OK,
+                    &format!("✓ {report} in {} ({})", db.path.display(), at.how),
+                );
+            }
+            Ok(error::EXIT_OK)
+        }
+        Command::Submit { task, metadata } => {
+            let db = open_for_write()?;
+            ops::report(
+                &db,
+                out,
+                coord_sql::ops::submit(&db.conn, &task, metadata.as_deref()),
+            )
+        }
+        Command::Claim { task, ttl, signing } => {
+            let who = need_agent()?;
+            let db = open_for_write()?;
+            if !signing.unsigned {
+                ops::require_key(&db, &who)?;
+            }
+            ops::report(
+                &db,
+                out,
+                coord_sql::ops::claim(&db.conn, &task, Some(&who), ttl),
+            )
+        }
+        Command::Complete {
+            task,
+            result,
+            epoch,
+        } => {
+            let who = need_agent()?;
+            let db = open_for_write()?;
+            ops::report(
+                &db,
+                out,
+                coord_sql::ops::complete(&db.conn, &task, Some(&who), epoch, result.as_deref()),
+            )
+        }
+        Command::Abandon { task, epoch } => {
+            let who = need_agent()?;
+            let db = open_for_write()?;
+            ops::report(
+                &db,
+                out,
+                coord_sql::ops::abandon(&db.conn, &task, Some(&who), epoch),
+            )
+        }
+        Command::Send {
+            body,
+            to,
+            channel,
+            signing,
+        } => {
+            let who = need_agent()?;
+            if let Some(r) = &to {
+                coord_core::validate_agent_id(r).map_err(|e| CliError::BadAgent {
+                    agent: r.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+            let db = open_for_write()?;
+            if !signing.unsigned {
+                ops::require_key(&db, &who)?;
+            }
+            ops::report(
+                &db,
+                out,
+                coord_sql::ops::send(
+                    &db.conn,
+                    Some(&who),
+                    to.as_deref(),
+                    channel.as_deref(),
+                    &body,
+                ),
+            )
+        }
+        Command::List { filter, agent } => read::list(&open()?, out, filter, agent.as_deref()),
+        Command::Inbox {
+            all,
+            channel,
+            limit,
+        } => {
+            let who = if all { None } else { Some(need_agent()?) };
+            read::inbox(&open()?, out, who.as_deref(), channel.as_deref(), limit)
+        }
+        Command::Status => read::status(&open()?, out, me.as_deref()),
+        Command::Keygen { agent, rotate } => keygen::run(out, &agent, rotate),
+        Command::Audit { strict } => audit::audit(&open()?, out, strict),
+        Command::Sql { command } => sql::run(&open()?, out, command.as_deref()),
+        Command::Demo { keep } => demo::run(out, keep),
+    }
+}

@@ -1,0 +1,89 @@
+//! The write verbs: each is one call into coord-sql's write API (the same
+//! SQL and compare-and-swap as the extension), shown for people or as JSON.
+
+use coord_sql::ops::{OpError, OpResult};
+use serde_json::json;
+
+use crate::db::Db;
+use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
+use crate::output::{style, Out};
+
+/// Maps an operation's failure (not its outcome) to a CLI error.
+fn op_err(db: &Db, e: OpError) -> CliError {
+    match e {
+        OpError::Busy => CliError::Busy {
+            path: db.path.clone(),
+            ms: db.busy_ms,
+        },
+        OpError::Sql(e) => db.err(e),
+        OpError::NotSetUp(m) => CliError::Other(format!("database {}: {m}", db.path.display())),
+    }
+}
+
+/// Refuses to write as `agent` without a key that can sign, so that "signs
+/// by default" cannot silently become "wrote an unsigned row".
+pub fn require_key(db: &Db, agent: &str) -> Result<(), CliError> {
+    let can: bool = db
+        .conn
+        .query_row("SELECT coord_can_sign(?1)", [agent], |r| r.get(0))
+        .map_err(|e| db.err(e))?;
+    if can {
+        return Ok(());
+    }
+    let report: String = db
+        .conn
+        .query_row("SELECT coord_key_status(?1)", [agent], |r| r.get(0))
+        .map_err(|e| db.err(e))?;
+    let reason = serde_json::from_str::<serde_json::Value>(&report)
+        .ok()
+        .and_then(|v| v["reason"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "only retired keys were found".to_owned());
+    Err(CliError::CannotSign {
+        agent: agent.to_owned(),
+        reason,
+    })
+}
+
+/// The JSON form of an operation's result.
+pub fn result_json(r: &OpResult) -> serde_json::Value {
+    json!({
+        "op": r.op,
+        "outcome": r.outcome.as_str(),
+        "ok": r.outcome.is_success(),
+        "task_id": r.task_id,
+        "agent": r.agent,
+        "holder": r.holder,
+        "epoch": r.epoch,
+        "expires_at": r.expires_at,
+        "signed": r.signed,
+        "message_id": r.message_id,
+        "detail": r.detail,
+    })
+}
+
+/// Shows the result of an operation and returns its exit code.
+pub fn report(db: &Db, out: Out, r: Result<OpResult, OpError>) -> Result<u8, CliError> {
+    let r = r.map_err(|e| op_err(db, e))?;
+    if out.json {
+        out.print_json(&result_json(&r));
+    } else if r.outcome.is_success() {
+        let signed = match r.signed {
+            Some(true) => " [signed]",
+            Some(false) => " [UNSIGNED: no key]",
+            None => "",
+        };
+        out.line(style::OK, &format!("✓ {}{signed}", r.detail));
+    } else if r.detail.starts_with("DENIED") {
+        out.line(style::REFUSED, &r.detail);
+    } else {
+        out.line(
+            style::REFUSED,
+            &format!("{}: {}", r.outcome.as_str().to_uppercase(), r.detail),
+        );
+    }
+    Ok(if r.outcome.is_success() {
+        EXIT_OK
+    } else {
+        EXIT_REFUSED
+    })
+}
