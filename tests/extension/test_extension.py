@@ -448,6 +448,8 @@ class BadInput(Base):
         self.err("SELECT coord_key_add('carol', 42)", pattern="TEXT or BLOB")
         self.err("SELECT coord_key_add('carol', ?, 'sometimes')", "k" * 40, pattern="'current' or 'retired'")
         fp = self.one("SELECT coord_key_add('carol', ?)", b"k" * 40)
+        # surrounding whitespace is not part of a key, as in key files
+        self.assertEqual(self.one("SELECT coord_key_add('carol2', ?)", b"\n k" * 1 + b"k" * 39 + b"\r\n"), fp)
         self.assertRegex(fp, "^[0-9a-f]{16}$")
         status = self.one("SELECT coord_key_status('carol')")
         self.assertNotIn("k" * 32, status)

@@ -303,7 +303,9 @@ fn key_add(state: &Shared, ctx: &Context<'_>) -> rusqlite::Result<String> {
     } else {
         false
     };
-    let key = SecretKey::new(secret)
+    // The same rule as for key files and variables: surrounding whitespace
+    // (a newline from readfile() or echo) is not part of the key.
+    let key = SecretKey::new(secret.trim_ascii())
         .map_err(|e| arg_err(F, format!("key for '{agent}' refused: {e}")))?;
     let fp = key.fingerprint();
     let mut st = state.lock();
