@@ -43,7 +43,7 @@ impl Host {
         api.call_constructor(&mut self.store).map_err(err)
     }
 
-    fn from_keys(&mut self, keys: &[AgentKey]) -> Res<Result<ResourceAny, CoordError>> {
+    fn keyring_from_keys(&mut self, keys: &[AgentKey]) -> Res<Result<ResourceAny, CoordError>> {
         let api = self.signer.coord_signing_signing().keyring();
         api.call_from_keys(&mut self.store, keys).map_err(err)
     }
@@ -234,7 +234,7 @@ fn as_message(f: &[Field]) -> Option<Message> {
 fn vectors(t: &mut Tally, h: &mut Host, v: &Value) -> Res<()> {
     let keys = vector_keys(v)?;
     let kr = h
-        .from_keys(&keys)?
+        .keyring_from_keys(&keys)?
         .map_err(|e| format!("from-keys: {e:?}"))?;
     let cases = v["sign"].as_array().ok_or("sign")?;
     t.check(
@@ -582,7 +582,7 @@ fn bad_input(t: &mut Tally, h: &mut Host) -> Res<()> {
             }),
         );
     }
-    let r = h.from_keys(&[
+    let r = h.keyring_from_keys(&[
         AgentKey {
             agent: "alice".into(),
             secret: ALICE.to_vec(),
