@@ -49,6 +49,7 @@ impl Out {
 
     /// Prints a line, coloured if colour is on.
     pub fn line(&self, style: anstyle::Style, text: &str) {
+        let text = clean(text);
         let mut o = std::io::stdout().lock();
         let _ = if self.color {
             writeln!(o, "{style}{text}{style:#}")
@@ -83,5 +84,36 @@ pub mod style {
 
 /// Text of an optional SQL value for a table cell.
 pub fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map(ToString::to_string).unwrap_or_default()
+    v.as_ref()
+        .map(|v| clean(&v.to_string()))
+        .unwrap_or_default()
+}
+
+/// Untrusted text (task ids, agent names, bodies) made safe for a terminal:
+/// control characters and bidirectional overrides are shown escaped, so a
+/// row cannot move the cursor, recolour a verdict or reorder what is shown.
+pub fn clean(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            o.extend(c.escape_default());
+        } else {
+            o.push(c);
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+
+    #[test]
+    fn escapes_what_a_terminal_would_obey() {
+        assert_eq!(clean("a\tb\nc"), "a\\tb\\nc");
+        assert_eq!(clean("\u{1b}[32mok"), "\\u{1b}[32mok");
+        assert_eq!(clean("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(clean("café ☃ 日本語"), "café ☃ 日本語");
+    }
 }

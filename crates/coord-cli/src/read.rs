@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::cli::ListFilter;
 use crate::db::Db;
 use crate::error::{CliError, EXIT_OK};
-use crate::output::{opt, style, verification_cell, Out};
+use crate::output::{clean, opt, style, verification_cell, Out};
 
 #[derive(Debug)]
 struct WorkRow {
@@ -95,7 +95,7 @@ fn work_table(out: Out, rows: &[WorkRow]) -> comfy_table::Table {
     ]);
     for w in rows {
         t.add_row(vec![
-            Cell::new(&w.task_id),
+            Cell::new(clean(&w.task_id)),
             Cell::new(opt(&w.state)),
             Cell::new(opt(&w.claimer)),
             Cell::new(opt(&w.epoch)),
@@ -196,10 +196,10 @@ pub fn inbox(
         for m in &rows {
             t.add_row(vec![
                 Cell::new(m.id),
-                Cell::new(&m.sender),
-                Cell::new(m.recipient.as_deref().unwrap_or("(everyone)")),
-                Cell::new(&m.channel),
-                Cell::new(&m.body),
+                Cell::new(clean(&m.sender)),
+                Cell::new(m.recipient.as_deref().map_or("(everyone)".into(), clean)),
+                Cell::new(clean(&m.channel)),
+                Cell::new(clean(&m.body)),
                 Cell::new(&m.created_at),
                 verification_cell(&m.verification),
             ]);

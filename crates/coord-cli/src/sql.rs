@@ -63,7 +63,7 @@ fn text(v: ValueRef<'_>) -> String {
         ValueRef::Null => String::new(),
         ValueRef::Integer(i) => i.to_string(),
         ValueRef::Real(f) => f.to_string(),
-        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Text(t) => crate::output::clean(&String::from_utf8_lossy(t)),
         ValueRef::Blob(b) => format!("x'{}'", hex::encode(b)),
     }
 }
