@@ -96,41 +96,107 @@ pub fn text_field(index: usize, bytes: &[u8]) -> Result<&str, EncodeError> {
     core::str::from_utf8(bytes).map_err(|_| EncodeError::InvalidUtf8 { index })
 }
 
+/// Bytes that stand for themselves inside a JSON string: printable ASCII
+/// other than `"` and `\`.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    t
+};
+
 fn encode_str(s: &str, sink: &mut impl FnMut(&[u8])) {
     sink(b"\"");
     let bytes = s.as_bytes();
-    // Runs of printable ASCII other than `"` and `\` go out unchanged in one
-    // chunk; everything else is escaped one character at a time.
+    // Runs of plain bytes go out unchanged in one chunk; everything else is
+    // escaped one character at a time. The scan is over bytes: a non-ASCII
+    // byte always starts a character here, since runs stop before one and
+    // escapes step over whole characters.
     let mut run_start = 0;
-    for (pos, ch) in s.char_indices() {
-        let plain = matches!(ch, ' '..='~') && ch != '"' && ch != '\\';
-        if plain {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if PLAIN[usize::from(b)] {
+            i += 1;
             continue;
         }
-        if run_start < pos {
-            sink(&bytes[run_start..pos]);
+        if run_start < i {
+            sink(&bytes[run_start..i]);
         }
-        run_start = pos + ch.len_utf8();
-        match ch {
-            '"' => sink(b"\\\""),
-            '\\' => sink(b"\\\\"),
-            '\u{8}' => sink(b"\\b"),
-            '\u{c}' => sink(b"\\f"),
-            '\n' => sink(b"\\n"),
-            '\r' => sink(b"\\r"),
-            '\t' => sink(b"\\t"),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in ch.encode_utf16(&mut units) {
-                    sink(&escape_u(*unit));
-                }
+        if b < 0x80 {
+            match b {
+                b'"' => sink(b"\\\""),
+                b'\\' => sink(b"\\\\"),
+                0x08 => sink(b"\\b"),
+                0x0c => sink(b"\\f"),
+                b'\n' => sink(b"\\n"),
+                b'\r' => sink(b"\\r"),
+                b'\t' => sink(b"\\t"),
+                _ => sink(&escape_u(u16::from(b))),
             }
+            i += 1;
+        } else {
+            let Some(ch) = s.get(i..).and_then(|rest| rest.chars().next()) else {
+                break;
+            };
+            let mut units = [0u16; 2];
+            for unit in ch.encode_utf16(&mut units) {
+                sink(&escape_u(*unit));
+            }
+            i += ch.len_utf8();
         }
+        run_start = i;
     }
     if run_start < bytes.len() {
         sink(&bytes[run_start..]);
     }
     sink(b"\"");
+}
+
+/// A buffer for canonical bytes that lives on the stack for the usual row
+/// (a claim or a short message) and moves to the heap only when a row is
+/// longer, so that signing a claim allocates nothing.
+pub(crate) struct CanonicalBuf {
+    stack: [u8; 256],
+    len: usize,
+    heap: Vec<u8>,
+}
+
+impl CanonicalBuf {
+    pub(crate) fn new(fields: &[Field<'_>]) -> Self {
+        let mut buf = Self {
+            stack: [0; 256],
+            len: 0,
+            heap: Vec::new(),
+        };
+        encode(fields, |chunk| buf.push(chunk));
+        buf
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        let end = self.len + chunk.len();
+        if self.heap.is_empty() && end <= self.stack.len() {
+            self.stack[self.len..end].copy_from_slice(chunk);
+            self.len = end;
+        } else {
+            if self.heap.is_empty() {
+                self.heap.reserve(end * 2);
+                self.heap.extend_from_slice(&self.stack[..self.len]);
+            }
+            self.heap.extend_from_slice(chunk);
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        if self.heap.is_empty() {
+            &self.stack[..self.len]
+        } else {
+            &self.heap
+        }
+    }
 }
 
 fn escape_u(unit: u16) -> [u8; 6] {
