@@ -44,6 +44,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         rusqlite::functions::FunctionFlags::SQLITE_UTF8
             | rusqlite::functions::FunctionFlags::SQLITE_DIRECTONLY,
         move |ctx| {
+            functions::refuse_planted_calls(ctx, "coord_init")?;
             // SAFETY: the connection reference is used only for the
             // duration of this call, on the thread SQLite called us on, and
             // is not stored or sent anywhere.
