@@ -471,3 +471,30 @@ fn colour_only_when_asked_or_on_a_terminal() {
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("\u{1b}["));
 }
+
+#[test]
+fn demo_runs_and_exposes_the_forgeries() {
+    let e = Env::empty();
+    let out = e.ok(&["demo", "--keep"]);
+    for needle in [
+        "won (epoch 1)",
+        "DENIED: fix-ci is held by",
+        "renewed fix-ci",
+        "to bob at epoch 2",
+        "LOST_LEASE",
+        "✗ BAD MAC: task deploy-prod as alice",
+        "✗ BAD MAC: message 1 as alice",
+        "2 row(s) failed verification",
+        "Done:",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing from the demo:\n{out}");
+    }
+    // Keys are written, never printed.
+    let kept = out.lines().last().unwrap().rsplit(' ').next().unwrap();
+    let dir = std::path::Path::new(kept);
+    for agent in ["alice", "bob", "mallory"] {
+        let key = std::fs::read_to_string(dir.join(format!("secrets/{agent}.secret"))).unwrap();
+        assert!(!out.contains(key.trim()), "{agent}'s key printed");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

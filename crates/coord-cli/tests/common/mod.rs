@@ -69,7 +69,14 @@ impl Env {
 
     /// `coord` with only this test's database and keys in its environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(COORD);
+        let mut c = self.program(COORD);
+        c.args(args);
+        c
+    }
+
+    /// `exe` with only this test's database and keys in its environment.
+    pub fn program(&self, exe: &str) -> Command {
+        let mut c = Command::new(exe);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
             if k.starts_with("COORDINATION_") || k.ends_with("WORKSPACE") || k == "NO_COLOR" {
@@ -78,8 +85,7 @@ impl Env {
         }
         c.current_dir(self.path())
             .env("COORDINATION_DB", &self.db)
-            .env("COORDINATION_SECRETS_DIR", &self.secrets)
-            .args(args);
+            .env("COORDINATION_SECRETS_DIR", &self.secrets);
         c
     }
 
@@ -141,7 +147,8 @@ pub fn by<'a>(rows: &'a Value, key: &str, want: &str) -> &'a Value {
         .iter()
         .find(|r| match &r[key] {
             Value::String(s) => s == want,
-            other => other.to_string() == want,
+            Value::Number(n) => n.as_i64().map(|i| i.to_string()).as_deref() == Some(want),
+            _ => false,
         })
         .unwrap_or_else(|| panic!("no row with {key} = {want} in {rows}"))
 }

@@ -1,0 +1,128 @@
+//! `coord audit` on the gptme fixture, on clean databases, and against a
+//! file that tries to hide rows behind its own objects.
+
+mod common;
+
+use common::Env;
+use serde_json::Value;
+
+fn findings(v: &Value) -> Vec<String> {
+    let mut f: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| match f["table"].as_str().unwrap() {
+            "work" => format!("work:{}", f["task_id"].as_str().unwrap()),
+            _ => format!("messages:{}", f["id"]),
+        })
+        .collect();
+    f.sort();
+    f
+}
+
+#[test]
+fn finds_every_forged_and_tampered_row_in_the_fixture() {
+    let e = Env::fixture();
+    let v = e.json(1, &["audit"]);
+    assert_eq!(v["ok"], false);
+    assert_eq!(
+        findings(&v),
+        [
+            "messages:6",
+            "messages:8",
+            "work:task:forged",
+            "work:task:tampered-claimer",
+            "work:task:tampered-epoch"
+        ]
+    );
+    assert!(v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["verification"] == "bad_mac"));
+    // Counts per status, from expected.json's verdicts: 7 claims and 4
+    // messages verify; the never-claimed task is not counted.
+    assert_eq!(v["work"]["verified"], 7);
+    assert_eq!(v["work"]["bad_mac"], 3);
+    assert_eq!(v["work"]["unsigned"], 1);
+    assert_eq!(v["work"]["unknown_agent"], 1);
+    assert_eq!(v["messages"]["verified"], 4);
+    assert_eq!(v["messages"]["bad_mac"], 2);
+    assert_eq!(v["messages"]["unsigned"], 1);
+    assert_eq!(v["messages"]["unknown_agent"], 1);
+
+    let out = e.expect(1, &["audit"]);
+    for needle in [
+        "task:forged",
+        "task:tampered-epoch",
+        "task:tampered-claimer",
+        "message 6",
+        "message 8",
+    ] {
+        assert!(out.contains(needle), "{needle} missing:\n{out}");
+    }
+    assert!(out.contains("5 row(s) failed"), "{out}");
+
+    // --strict also fails the unsigned and unknown-agent rows.
+    let v = e.json(1, &["audit", "--strict"]);
+    assert_eq!(v["findings"].as_array().unwrap().len(), 5 + 2 + 2);
+}
+
+#[test]
+fn passes_on_a_clean_database() {
+    let e = Env::new();
+    let v = e.json(0, &["audit"]);
+    assert_eq!(v["ok"], true);
+    e.keygen("alice");
+    e.keygen("bob");
+    e.ok(&["submit", "never-claimed"]);
+    e.ok(&["--as", "alice", "claim", "a"]);
+    e.ok(&["--as", "bob", "claim", "b"]);
+    e.ok(&["--as", "bob", "complete", "b"]);
+    e.ok(&["--as", "alice", "send", "hi", "--to", "bob"]);
+    let v = e.json(0, &["audit", "--strict"]);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["work"]["verified"], 2);
+    assert_eq!(v["messages"]["verified"], 1);
+    let out = e.ok(&["audit"]);
+    assert!(out.contains("no forged or tampered rows"), "{out}");
+
+    // One edit that keeps the old MAC (the stale-MAC trigger dropped first,
+    // as a tamperer would) makes it fail.
+    e.conn()
+        .execute_batch(
+            "DROP TRIGGER coord_work_stale_mac; UPDATE work SET epoch = 5 WHERE task_id = 'a'",
+        )
+        .unwrap();
+    let v = e.json(1, &["audit"]);
+    assert_eq!(findings(&v), ["work:a"]);
+}
+
+#[test]
+fn objects_stored_in_the_file_cannot_hide_rows() {
+    let e = Env::fixture();
+    // A view in place of the table, showing only the good rows.
+    e.conn()
+        .execute_batch(
+            "ALTER TABLE work RENAME TO work_real;
+             CREATE VIEW work AS SELECT * FROM work_real WHERE task_id NOT LIKE 'task:%';",
+        )
+        .unwrap();
+    let err = e.fails(2, &["audit"]);
+    assert!(err.contains("view") && err.contains("work"), "{err}");
+
+    // Views named like coord's own, and a trigger, stored in the file:
+    // audit and list use this process's objects, not these.
+    let e = Env::fixture();
+    e.conn()
+        .execute_batch(
+            "CREATE VIEW coord_work AS SELECT task_id, 'verified' AS verification FROM work;
+             CREATE VIEW coord_messages AS SELECT id, 'verified' AS verification FROM messages;",
+        )
+        .unwrap();
+    let v = e.json(1, &["audit"]);
+    assert_eq!(findings(&v).len(), 5);
+    let rows = e.json(0, &["list"]);
+    let forged = common::by(&rows, "task_id", "task:forged");
+    assert_eq!(forged["verification"], "bad_mac");
+}
