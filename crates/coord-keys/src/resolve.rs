@@ -128,6 +128,13 @@ pub struct Resolved {
 /// The two environment variable names tried for `agent`, in order: the
 /// normalised form, then the legacy upper-case form.
 ///
+/// The legacy form is used only for ASCII ids without `=`: Unicode
+/// upper-casing folds look-alikes onto plain names (`alıce` with a dotless
+/// i, `ſam` with a long s, `ﬁle` with a ligature upper-case to `ALICE`,
+/// `SAM`, `FILE`), which would hand another agent's key to a look-alike id;
+/// and `=` ends a variable's name, so `a=b` would read part of `a`'s value.
+/// For such ids both names are the normalised one.
+///
 /// ```
 /// assert_eq!(
 ///     coord_keys::env_var_names("bob-autonomous.v2"),
@@ -145,9 +152,14 @@ pub fn env_var_names(agent: &str) -> [String; 2] {
             }
         })
         .collect();
+    let legacy = if agent.is_ascii() && !agent.contains('=') {
+        agent.to_ascii_uppercase()
+    } else {
+        normal.clone()
+    };
     [
         format!("COORDINATION_SECRET_{normal}"),
-        format!("COORDINATION_SECRET_{}", agent.to_uppercase()),
+        format!("COORDINATION_SECRET_{legacy}"),
     ]
 }
 
@@ -320,6 +332,38 @@ mod tests {
 
     fn fp(key: &[u8]) -> String {
         SecretKey::new(key).unwrap().fingerprint()
+    }
+
+    #[test]
+    fn look_alike_ids_never_get_a_plain_ids_env_key() {
+        // Regression: the legacy name upper-cased with Unicode rules, so
+        // `alıce` (dotless i) read COORDINATION_SECRET_ALICE.
+        let mut env = FakeEnv::default();
+        let key = [b'a'; 40];
+        env.vars.insert(
+            "COORDINATION_SECRET_ALICE".into(),
+            String::from_utf8(key.to_vec()).unwrap(),
+        );
+        env.vars.insert(
+            "COORDINATION_SECRET_A".into(),
+            format!("B={}", String::from_utf8(key.to_vec()).unwrap()),
+        );
+        let lookup = Lookup::new(&env);
+        assert_eq!(lookup.resolve("alice").report.current, Ok(fp(&key)));
+        for id in [
+            "al\u{131}ce",
+            "\u{17f}am",
+            "\u{fb01}le",
+            "ALICE\u{200b}",
+            "a=B",
+        ] {
+            let r = lookup.resolve(id);
+            assert!(r.keys.is_none(), "{id:?} got a key");
+            for name in env_var_names(id) {
+                assert!(name.is_ascii() && !name[20..].contains('='), "{name}");
+            }
+        }
+        assert_eq!(env_var_names("caf\u{e9}")[1], "COORDINATION_SECRET_CAF_");
     }
 
     #[test]
