@@ -85,7 +85,8 @@ fi
 PY="$WORK/venv/bin/python"
 if [[ ! -x $PY ]]; then
     /usr/bin/python3 -m venv "$WORK/venv" || {
-        apt-get install -y python3-venv >/dev/null && /usr/bin/python3 -m venv "$WORK/venv"
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null \
+            && /usr/bin/python3 -m venv "$WORK/venv"
     }
 fi
 if "$PY" -m pip install -q -r tests/component/requirements.txt; then
