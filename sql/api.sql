@@ -9,7 +9,10 @@
 --
 -- Signing happens here, as the claimer or sender, with coord_try_sign: the
 -- row gets a MAC when this connection holds that agent's key, and NULL
--- (never a stale MAC) when it does not.
+-- (never a stale MAC) when it does not. coord-sql rewrites each
+-- `coord_try_sign(` below to this connection's internal signer, whose name
+-- is random (see functions.rs), so no object stored in a database can call
+-- it.
 
 DROP TABLE IF EXISTS temp.coord_result;
 CREATE TEMP TABLE coord_result (
@@ -34,21 +37,26 @@ SELECT NULL, NULL, NULL WHERE 0;
 CREATE TEMP TRIGGER coord_claim_do INSTEAD OF INSERT ON coord_claim
 BEGIN
     DELETE FROM coord_result;
-    SELECT coord_fail('coord_claim: task_id must be non-empty TEXT')
-     WHERE typeof(NEW.task_id) IS NOT 'text' OR NEW.task_id = '';
-    SELECT coord_fail('coord_claim: no claimer given and no agent set (coord_set_agent or $COORDINATION_AGENT)')
-     WHERE COALESCE(NEW.claimer, coord_agent()) IS NULL;
-    SELECT coord_fail('coord_claim: ttl_minutes must be a positive number of minutes')
-     WHERE NEW.ttl_minutes IS NOT NULL
-       AND (typeof(NEW.ttl_minutes) NOT IN ('integer', 'real') OR NEW.ttl_minutes <= 0
-            OR NEW.ttl_minutes > 52560000);
-    SELECT coord_fail('coord_claim: ' || NEW.task_id || ' matches gate pattern ' || quote(g.pattern)
-                      || ' and this connection has no key that can sign as '
-                      || COALESCE(NEW.claimer, coord_agent()))
-      FROM main.coord_gate AS g
-     WHERE NEW.task_id GLOB g.pattern AND NOT coord_can_sign(COALESCE(NEW.claimer, coord_agent()))
-     LIMIT 1;
+    -- arguments, then the gate: the first problem found is the error
+    SELECT coord_fail(problem) FROM (SELECT CASE
+        WHEN typeof(NEW.task_id) IS NOT 'text' OR NEW.task_id = ''
+            THEN 'coord_claim: task_id must be non-empty TEXT'
+        WHEN COALESCE(NEW.claimer, coord_agent()) IS NULL
+            THEN 'coord_claim: no claimer given and no agent set (coord_set_agent or $COORDINATION_AGENT)'
+        WHEN NEW.ttl_minutes IS NOT NULL
+             AND (typeof(NEW.ttl_minutes) NOT IN ('integer', 'real') OR NEW.ttl_minutes <= 0
+                  OR NEW.ttl_minutes > 52560000)
+            THEN 'coord_claim: ttl_minutes must be a positive number of minutes (at most 100 years)'
+        ELSE (SELECT 'coord_claim: ' || NEW.task_id || ' matches gate pattern ' || quote(g.pattern)
+                     || ' and this connection has no key that can sign as '
+                     || COALESCE(NEW.claimer, coord_agent())
+                FROM main.coord_gate AS g
+               WHERE NEW.task_id GLOB g.pattern
+                 AND NOT coord_can_sign(COALESCE(NEW.claimer, coord_agent()))
+               LIMIT 1)
+        END AS problem) WHERE problem IS NOT NULL;
 
+    -- the decision, from the state read now
     INSERT INTO coord_result(op, task_id, agent, outcome, holder, epoch, expires_at, now)
     SELECT 'claim', task_id, agent, outcome, holder,
            CASE outcome WHEN 'granted' THEN old_epoch + 1 ELSE old_epoch END,
@@ -66,59 +74,56 @@ BEGIN
                            datetime('now') AS now,
                            datetime('now', '+' || COALESCE(NEW.ttl_minutes, 60) || ' minutes') AS exp) AS t
               LEFT JOIN main.work AS w ON w.task_id = t.task_id);
-    SELECT coord_fail('coord_claim: ttl_minutes gives no valid expiry time')
-      FROM temp.coord_result WHERE expires_at IS NULL;
 
-    -- renew: the holder's live claim gets a new expiry, same epoch
+    -- renew (the holder's live claim: new expiry, same epoch) or grant an
+    -- existing task (available, expired, abandoned or completed: epoch + 1),
+    -- each only if the row is still in the state the decision read
     UPDATE work
-       SET expires_at = (SELECT expires_at FROM temp.coord_result),
-           hmac = (SELECT coord_try_sign(agent, agent, task_id, epoch, expires_at) FROM temp.coord_result)
-     WHERE task_id = NEW.task_id
-       AND (SELECT outcome FROM temp.coord_result) = 'renewed'
-       AND status = 'claimed'
-       AND claimer = (SELECT agent FROM temp.coord_result)
-       AND epoch = (SELECT epoch FROM temp.coord_result);
-
-    -- grant an existing task: available, expired, abandoned or completed
-    UPDATE work
-       SET claimer = (SELECT agent FROM temp.coord_result),
-           epoch = (SELECT epoch FROM temp.coord_result),
-           claimed_at = (SELECT now FROM temp.coord_result),
-           expires_at = (SELECT expires_at FROM temp.coord_result),
+       SET claimer = r.agent,
+           epoch = r.epoch,
+           claimed_at = CASE r.outcome WHEN 'granted' THEN r.now ELSE work.claimed_at END,
+           expires_at = r.expires_at,
            status = 'claimed',
-           completed_at = NULL,
-           result = NULL,
-           hmac = (SELECT coord_try_sign(agent, agent, task_id, epoch, expires_at) FROM temp.coord_result)
-     WHERE task_id = NEW.task_id
-       AND (SELECT outcome FROM temp.coord_result) = 'granted'
-       AND epoch = (SELECT epoch - 1 FROM temp.coord_result)
-       AND NOT (status = 'claimed' AND expires_at > (SELECT now FROM temp.coord_result));
+           completed_at = CASE r.outcome WHEN 'granted' THEN NULL ELSE work.completed_at END,
+           result = CASE r.outcome WHEN 'granted' THEN NULL ELSE work.result END,
+           hmac = coord_try_sign(r.agent, r.agent, r.task_id, r.epoch, r.expires_at)
+      FROM coord_result AS r
+     WHERE work.task_id = r.task_id
+       AND ((r.outcome = 'renewed' AND work.status = 'claimed' AND work.claimer = r.agent
+             AND work.epoch = r.epoch)
+         OR (r.outcome = 'granted' AND work.epoch = r.epoch - 1
+             AND NOT (work.status = 'claimed' AND work.expires_at > r.now)));
 
     -- grant a task nobody has seen: it starts at epoch 1
     INSERT INTO work(task_id, claimer, epoch, claimed_at, expires_at, status, hmac)
     SELECT task_id, agent, 1, now, expires_at, 'claimed',
            coord_try_sign(agent, agent, task_id, 1, expires_at)
-      FROM temp.coord_result
+      FROM coord_result
      WHERE outcome = 'granted' AND epoch = 1
        AND NOT EXISTS (SELECT 1 FROM main.work WHERE task_id = NEW.task_id);
 
-    -- rows-affected check: a grant or renewal that did not land is an error
-    SELECT coord_fail('coord_claim: internal error: the ' || r.outcome || ' of ' || r.task_id || ' did not apply')
-      FROM temp.coord_result AS r
-     WHERE r.outcome IN ('granted', 'renewed')
-       AND NOT EXISTS (SELECT 1 FROM main.work AS w
-                        WHERE w.task_id = r.task_id AND w.claimer = r.agent AND w.epoch = r.epoch
-                          AND w.expires_at = r.expires_at AND w.status = 'claimed');
+    -- rows-affected check: `signed` is NULL when a grant or renewal did not
+    -- land as decided, and that is an error, as is an expiry SQLite could
+    -- not compute
     UPDATE coord_result
-       SET signed = (SELECT hmac IS NOT NULL FROM main.work WHERE task_id = NEW.task_id)
-     WHERE outcome IN ('granted', 'renewed');
-    UPDATE coord_result SET detail = CASE outcome
-        WHEN 'denied' THEN 'DENIED: ' || task_id || ' is held by ' || COALESCE(holder, 'nobody')
-                           || ' until ' || expires_at || ' (epoch ' || epoch || ')'
-        WHEN 'renewed' THEN 'renewed ' || task_id || ' for ' || agent || ' until ' || expires_at
-                            || ' (epoch ' || epoch || ')'
-        ELSE 'granted ' || task_id || ' to ' || agent || ' at epoch ' || epoch || ' until ' || expires_at
-        END;
+       SET signed = CASE WHEN outcome IN ('granted', 'renewed') THEN
+               (SELECT w.hmac IS NOT NULL FROM main.work AS w
+                 WHERE w.task_id = coord_result.task_id AND w.claimer = coord_result.agent
+                   AND w.epoch = coord_result.epoch AND w.expires_at = coord_result.expires_at
+                   AND w.status = 'claimed') END,
+           detail = CASE outcome
+               WHEN 'denied' THEN 'DENIED: ' || task_id || ' is held by ' || COALESCE(holder, 'nobody')
+                                  || ' until ' || expires_at || ' (epoch ' || epoch || ')'
+               WHEN 'renewed' THEN 'renewed ' || task_id || ' for ' || agent || ' until ' || expires_at
+                                   || ' (epoch ' || epoch || ')'
+               ELSE 'granted ' || task_id || ' to ' || agent || ' at epoch ' || epoch
+                    || ' until ' || expires_at END;
+    SELECT coord_fail(CASE WHEN expires_at IS NULL
+                           THEN 'coord_claim: ttl_minutes gives no valid expiry time'
+                           ELSE 'coord_claim: internal error: the ' || outcome || ' of ' || task_id
+                                || ' did not apply' END)
+      FROM coord_result
+     WHERE expires_at IS NULL OR (outcome IN ('granted', 'renewed') AND signed IS NULL);
 END;
 
 -- complete and abandon ------------------------------------------------------

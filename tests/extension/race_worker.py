@@ -2,7 +2,7 @@
 once (in its own random order); each grant is logged and released at once
 with an epoch-checked abandon, so the next claimer gets epoch + 1.
 
-argv: db agent key_hex tasks start_file busy_timeout_s seed
+argv: db agent key tasks start_file busy_timeout_s seed
 prints one JSON line: {"grants": [[task, epoch], ...], "busy": n, "denied": n}
 """
 import json
@@ -15,10 +15,10 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from common import connect  # noqa: E402
 
-db, agent, key_hex, ntasks, start, timeout, seed = sys.argv[1:]
+db, agent, key, ntasks, start, timeout, seed = sys.argv[1:]
 conn = connect(db, timeout=float(timeout))
 conn.execute("PRAGMA synchronous=NORMAL")
-conn.execute("SELECT coord_key_add(?, ?)", (agent, bytes.fromhex(key_hex)))
+conn.execute("SELECT coord_key_add(?, ?)", (agent, key))
 tasks = [f"task:{i}" for i in range(int(ntasks))]
 random.Random(int(seed)).shuffle(tasks)
 

@@ -28,9 +28,10 @@ class Race(unittest.TestCase):
             keys = {}
             for i in range(WORKERS):
                 agent = f"agent-{i}"
-                keys[agent] = os.urandom(32)
+                # a key as coord keygen writes it: 32 random bytes, hex
+                keys[agent] = os.urandom(32).hex()
                 procs.append(subprocess.Popen(
-                    [sys.executable, str(HERE / "race_worker.py"), str(db), agent, keys[agent].hex(),
+                    [sys.executable, str(HERE / "race_worker.py"), str(db), agent, keys[agent],
                      str(TASKS), str(start), str(busy_timeout), str(i)],
                     stdout=subprocess.PIPE, text=True))
             start.touch()  # the barrier: every worker is polling for this file

@@ -37,7 +37,8 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     {
         state.lock().set_agent(Some(agent));
     }
-    functions::register(conn, &state)?;
+    let signer = functions::register(conn, &state)?;
+    let temp_signer = signer.clone();
     conn.create_scalar_function(
         "coord_init",
         0,
@@ -49,16 +50,21 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             // duration of this call, on the thread SQLite called us on, and
             // is not stored or sent anywhere.
             let conn = unsafe { ctx.get_connection()? };
-            init_schema(&conn).map(|report| report.to_string())
+            let report = init_schema(&conn)?;
+            // Also (re)creates the TEMP objects, which a change of
+            // PRAGMA temp_store, for one, silently drops.
+            create_temp(&conn, &temp_signer)?;
+            Ok(report.to_string())
         },
     )?;
-    create_temp(conn)
+    create_temp(conn, &signer)
 }
 
-/// Creates (again) coord's TEMP views, result table and write API.
-pub fn create_temp(conn: &Connection) -> rusqlite::Result<()> {
+/// Creates (again) coord's TEMP views, result table and write API, with
+/// the write API signing through this connection's internal signer.
+fn create_temp(conn: &Connection, signer: &str) -> rusqlite::Result<()> {
     conn.execute_batch(VIEWS_SQL)?;
-    conn.execute_batch(API_SQL)
+    conn.execute_batch(&API_SQL.replace("coord_try_sign(", &format!("{signer}(")))
 }
 
 /// What [`init`] did.
