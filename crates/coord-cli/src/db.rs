@@ -167,12 +167,7 @@ impl Db {
             Ok(rep)
         });
         match r {
-            Ok(rep) => {
-                // The TEMP views were created before the tables existed in a
-                // new file; create them again over the real tables.
-                coord_sql::create_temp(&self.conn).map_err(|e| self.err(e))?;
-                Ok(rep)
-            }
+            Ok(rep) => Ok(rep),
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(self.err(e))
@@ -230,11 +225,29 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
-    /// Whether the file has a table `name` (and not a view by that name).
+    /// Whether the file has the signed table `name` (`work` or
+    /// `messages`), refusing a view by that name and a table from before
+    /// signing (no `hmac` column), which `coord init` migrates.
     pub fn has_table(&self, name: &'static str) -> Result<bool, CliError> {
         match self.object_type(name)?.as_deref() {
             None => Ok(false),
-            Some("table") => Ok(true),
+            Some("table") => {
+                let macs: i64 = self
+                    .conn
+                    .query_row(
+                        "SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'hmac'",
+                        [name],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| self.err(e))?;
+                if macs == 0 {
+                    return Err(CliError::NoMacColumn {
+                        table: name,
+                        path: self.path.clone(),
+                    });
+                }
+                Ok(true)
+            }
             Some(kind) => Err(CliError::NotATable {
                 table: name,
                 kind: kind.to_owned(),

@@ -56,6 +56,9 @@ pub enum CliError {
         path: PathBuf,
     },
 
+    #[error("table {table} in {path} has no hmac column (written before signing); run `coord init` to add it")]
+    NoMacColumn { table: &'static str, path: PathBuf },
+
     #[error("database {path}: {source}")]
     Sql {
         path: PathBuf,

@@ -487,7 +487,10 @@ fn demo_runs_and_exposes_the_forgeries() {
         "2 row(s) failed verification",
         "Done:",
     ] {
-        assert!(out.contains(needle), "{needle:?} missing from the demo:\n{out}");
+        assert!(
+            out.contains(needle),
+            "{needle:?} missing from the demo:\n{out}"
+        );
     }
     // Keys are written, never printed.
     let kept = out.lines().last().unwrap().rsplit(' ').next().unwrap();
@@ -497,4 +500,29 @@ fn demo_runs_and_exposes_the_forgeries() {
         assert!(!out.contains(key.trim()), "{agent}'s key printed");
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_database_from_before_signing_is_migrated_by_init_or_first_write() {
+    let e = Env::empty();
+    let c = e.conn();
+    c.execute_batch(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL,
+           recipient TEXT, channel TEXT NOT NULL DEFAULT 'general', body TEXT NOT NULL,
+           created_at TEXT NOT NULL DEFAULT (datetime('now')));
+         INSERT INTO messages(sender, body) VALUES ('old', 'legacy');",
+    )
+    .unwrap();
+    let err = e.fails(2, &["inbox", "--all"]);
+    assert!(err.contains("hmac") && err.contains("coord init"), "{err}");
+    e.fails(2, &["audit"]);
+    // Empty of tasks: list works (no work table yet).
+    assert_eq!(e.json(0, &["list"]).as_array().unwrap().len(), 0);
+    let r = e.json(0, &["init"]);
+    assert_eq!(r["added_columns"][0], "messages.hmac");
+    let m = e.json(0, &["inbox", "--all"]);
+    assert_eq!(m[0]["verification"], "unsigned");
+    e.keygen("alice");
+    e.ok(&["--as", "alice", "claim", "t"]);
+    assert_eq!(e.json(0, &["audit"])["work"]["verified"], 1);
 }
