@@ -38,7 +38,17 @@ suite() {
 # Debian's python3: the default (pyenv) python3 cannot load extensions.
 py_suite() { /usr/bin/python3 -m unittest discover -v -s tests/extension -p "$1" 2>&1; }
 
-suite "format" cargo fmt --all -- --check
+# Every workspace: the root one and those that link a real SQLite or wasmtime.
+fmt_all() {
+    local m rc=0
+    for m in Cargo.toml crates/coord-cli/Cargo.toml tests/rusqlite-host/Cargo.toml \
+        tests/wasmtime-host/Cargo.toml bench/Cargo.toml; do
+        cargo fmt --manifest-path "$m" --all -- --check || { echo "not formatted: $m"; rc=1; }
+    done
+    return $rc
+}
+
+suite "format" fmt_all
 suite "clippy" cargo clippy --workspace --all-targets --release -- -D warnings
 suite "core, keys and SQL crates (cargo test)" cargo test --workspace --release
 suite "build the extension" cargo build --release -p coord-sqlite
@@ -47,6 +57,8 @@ suite "extension in the sqlite3 shell" py_suite 'test_sqlite3_cli.py'
 suite "race of 8 processes" py_suite 'test_race.py'
 suite "extension in rusqlite on the system SQLite" \
     cargo test --release --manifest-path tests/rusqlite-host/Cargo.toml
+suite "the coord command" bash tests/cli.sh
+suite "WASI component in three hosts" bash tests/component.sh
 
 echo
 if [ "$failed" -gt 0 ]; then

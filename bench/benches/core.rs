@@ -41,7 +41,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("verify_claim", |b| {
         b.iter(|| black_box(keys.status(Some(black_box(&mac)), black_box(&fields))))
     });
-    g.bench_function("sign_tag_only", |b| b.iter(|| black_box(key.sign(black_box(&fields)))));
+    g.bench_function("sign_tag_only", |b| {
+        b.iter(|| black_box(key.sign(black_box(&fields))))
+    });
     g.bench_function("canonical_only", |b| {
         b.iter(|| black_box(canonical(black_box(&fields))))
     });
