@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::db::Db;
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
-use crate::output::{style, Out};
+use crate::output::{outln, style, Out};
 
 /// One row that failed.
 struct Finding {
@@ -138,9 +138,9 @@ pub fn audit(db: &Db, out: Out, strict: bool) -> Result<u8, CliError> {
                 .iter()
                 .map(|s| format!("{} {}", m[s.as_str()], s.as_str().replace('_', " ")))
                 .collect();
-            println!("{name:<10}{}", parts.join(", "));
+            outln!("{name:<10}{}", parts.join(", "));
         };
-        println!("audit of {}", db.path.display());
+        outln!("audit of {}", db.path.display());
         line("claims:", &work);
         line("messages:", &messages);
         for f in &findings {

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
-use crate::output::{style, Out};
+use crate::output::{outln, style, Out};
 
 struct Tour {
     exe: PathBuf,
@@ -39,7 +39,7 @@ impl Tour {
     }
 
     fn heading(&self, text: &str) {
-        println!();
+        outln!();
         self.out.line(style::HEADING, &format!("== {text}"));
     }
 
@@ -140,7 +140,7 @@ impl Tour {
                     won.len()
                 )));
             }
-            println!(
+            outln!(
                 "   {t}: {} won (epoch {}); {}",
                 won[0].1,
                 won[0].3,
@@ -181,15 +181,15 @@ pub fn run(out: Out, keep: bool) -> Result<u8, CliError> {
     let r = tour_steps(&tour);
     if keep {
         let path = tmp.keep();
-        println!("\nthe demo's files are kept in {}", path.display());
+        outln!("\nthe demo's files are kept in {}", path.display());
     }
     r?;
     Ok(EXIT_OK)
 }
 
 fn tour_steps(t: &Tour) -> Result<(), CliError> {
-    println!("coord demo in {}", t.dir.display());
-    println!("(COORDINATION_DB and COORDINATION_SECRETS_DIR point into it)");
+    outln!("coord demo in {}", t.dir.display());
+    outln!("(COORDINATION_DB and COORDINATION_SECRETS_DIR point into it)");
 
     t.heading("1. A database and a key for each of two agents");
     t.run(None, &["init"], EXIT_OK)?;
@@ -279,7 +279,7 @@ fn tour_steps(t: &Tour) -> Result<(), CliError> {
     t.run(None, &["list", "all"], EXIT_OK)?;
     t.run(Some("bob"), &["inbox"], EXIT_OK)?;
     t.run(None, &["audit"], EXIT_REFUSED)?;
-    println!();
+    outln!();
     t.out.line(
         style::OK,
         "Done: one winner per task, a denial, a fenced handoff, and both forgeries exposed.",

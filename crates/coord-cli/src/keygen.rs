@@ -11,7 +11,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::error::{CliError, EXIT_OK};
-use crate::output::{style, Out};
+use crate::output::{outln, style, Out};
 
 /// Bytes of randomness in a key; written hex-encoded (64 characters).
 pub const KEY_BYTES: usize = 32;
@@ -193,7 +193,7 @@ pub fn run(out: Out, agent: &str, rotate: bool) -> Result<u8, CliError> {
             ),
         );
         if let Some(r) = &w.retired {
-            println!("  the old key is kept as a retired key at {}", r.display());
+            outln!("  the old key is kept as a retired key at {}", r.display());
         }
     }
     Ok(EXIT_OK)

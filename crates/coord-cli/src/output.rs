@@ -44,7 +44,7 @@ impl Out {
 
     /// Prints a JSON value on one line.
     pub fn print_json(&self, v: &serde_json::Value) {
-        println!("{v}");
+        outln!("{v}");
     }
 
     /// Prints a line, coloured if colour is on.
@@ -58,6 +58,24 @@ impl Out {
         };
     }
 }
+
+/// Writes a line to stdout. A closed stdout (`coord list | head -1`) is
+/// not an error worth a panic: the command still runs to its real exit
+/// code.
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stdout().lock(), "{args}");
+}
+
+/// `println!` that never panics on a closed stdout.
+macro_rules! outln {
+    () => {
+        $crate::output::write_line(format_args!(""))
+    };
+    ($($t:tt)*) => {
+        $crate::output::write_line(format_args!($($t)*))
+    };
+}
+pub(crate) use outln;
 
 /// A row's verification as a mark and a word, coloured by what it proves.
 pub fn verification_cell(status: &str) -> Cell {

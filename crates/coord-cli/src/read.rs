@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::cli::ListFilter;
 use crate::db::Db;
 use crate::error::{CliError, EXIT_OK};
-use crate::output::{clean, opt, style, verification_cell, Out};
+use crate::output::{clean, opt, outln, style, verification_cell, Out};
 
 #[derive(Debug)]
 struct WorkRow {
@@ -113,7 +113,7 @@ pub fn list(db: &Db, out: Out, filter: ListFilter, agent: Option<&str>) -> Resul
     } else if rows.is_empty() {
         out.line(style::PLAIN, "no tasks");
     } else {
-        println!("{}", work_table(out, &rows));
+        outln!("{}", work_table(out, &rows));
     }
     Ok(EXIT_OK)
 }
@@ -204,7 +204,7 @@ pub fn inbox(
                 verification_cell(&m.verification),
             ]);
         }
-        println!("{t}");
+        outln!("{t}");
     }
     Ok(EXIT_OK)
 }
@@ -274,10 +274,10 @@ pub fn status(db: &Db, out: Out, agent: Option<&str>) -> Result<u8, CliError> {
         }));
         return Ok(EXIT_OK);
     }
-    println!("database: {}", db.path.display());
+    outln!("database: {}", db.path.display());
     match agent {
-        None => println!("agent:    none (pass --as AGENT or set $COORDINATION_AGENT)"),
-        Some(a) if key["can_sign"] == true => println!(
+        None => outln!("agent:    none (pass --as AGENT or set $COORDINATION_AGENT)"),
+        Some(a) if key["can_sign"] == true => outln!(
             "agent:    {a}, can sign (key {} from {})",
             key["fingerprint"].as_str().unwrap_or("?"),
             key["source"]["path"]
@@ -293,11 +293,11 @@ pub fn status(db: &Db, out: Out, agent: Option<&str>) -> Result<u8, CliError> {
             ),
         ),
     }
-    println!("tasks:    {}", summary(&tasks));
-    println!("claims:   {}", summary(&work_ver));
-    println!("messages: {}", summary(&msg_ver));
+    outln!("tasks:    {}", summary(&tasks));
+    outln!("claims:   {}", summary(&work_ver));
+    outln!("messages: {}", summary(&msg_ver));
     if !live.is_empty() {
-        println!("{}", work_table(out, &live));
+        outln!("{}", work_table(out, &live));
     }
     Ok(EXIT_OK)
 }

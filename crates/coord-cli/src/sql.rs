@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::db::Db;
 use crate::error::{CliError, EXIT_ERROR, EXIT_OK};
-use crate::output::{style, Out};
+use crate::output::{outln, style, Out};
 
 const HELP: &str = "\
 Statements end with ';'. coord's objects on this connection:
@@ -52,7 +52,7 @@ pub fn run_sql(db: &Db, out: Out, sql: &str) -> Result<(), rusqlite::Error> {
         if out.json {
             out.print_json(&Value::Array(json_rows));
         } else {
-            println!("{table}");
+            outln!("{table}");
         }
     }
     Ok(())
@@ -119,7 +119,7 @@ pub fn run(db: &Db, out: Out, command: Option<&str>) -> Result<u8, CliError> {
         if buf.is_empty() && line.trim_start().starts_with('.') {
             match line.split_whitespace().next().unwrap_or("") {
                 ".quit" | ".exit" => break,
-                ".help" => println!("{HELP}"),
+                ".help" => outln!("{HELP}"),
                 ".tables" => {
                     let sql = "SELECT name, type, CASE WHEN name IN (SELECT name FROM temp.sqlite_schema) THEN 'temp (coord)' ELSE 'main' END AS schema
                                  FROM (SELECT name, type FROM main.sqlite_schema UNION SELECT name, type FROM temp.sqlite_schema)

@@ -526,3 +526,27 @@ fn a_database_from_before_signing_is_migrated_by_init_or_first_write() {
     e.ok(&["--as", "alice", "claim", "t"]);
     assert_eq!(e.json(0, &["audit"])["work"]["verified"], 1);
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let e = Env::new();
+    // Far more than a pipe holds, to a reader that has gone away.
+    let mut child = e
+        .cmd(&[
+            "sql",
+            "-c",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) SELECT i FROM n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
