@@ -6,7 +6,6 @@
 //! the rule character by character and `tests/vectors.json` holds the vectors.
 
 use alloc::borrow::ToOwned;
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -72,20 +71,43 @@ pub fn canonical(fields: &[Field<'_>]) -> Vec<u8> {
 
 /// Streams the canonical bytes of `fields` to `sink` in chunks, so that a MAC
 /// can be computed without building the whole buffer first.
-pub fn encode(fields: &[Field<'_>], mut sink: impl FnMut(&[u8])) {
-    sink(b"[");
+pub fn encode(fields: &[Field<'_>], sink: impl FnMut(&[u8])) {
+    encode_to(fields, &mut ChunkSink(sink));
+}
+
+/// Where the encoder writes. Single bytes (brackets, commas, quotes) have
+/// their own method so that a buffer can store them without a `memcpy`
+/// call each: a claim is 15 pieces, most of them one byte long.
+pub(crate) trait Sink {
+    fn bytes(&mut self, b: &[u8]);
+    fn byte(&mut self, b: u8);
+}
+
+struct ChunkSink<F>(F);
+
+impl<F: FnMut(&[u8])> Sink for ChunkSink<F> {
+    fn bytes(&mut self, b: &[u8]) {
+        (self.0)(b)
+    }
+    fn byte(&mut self, b: u8) {
+        (self.0)(&[b])
+    }
+}
+
+pub(crate) fn encode_to(fields: &[Field<'_>], sink: &mut impl Sink) {
+    sink.byte(b'[');
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
-            sink(b",");
+            sink.byte(b',');
         }
         match *field {
-            Field::Null => sink(b"null"),
-            Field::Integer(n) => sink(itoa::Buffer::new().format(n).as_bytes()),
-            Field::Real(f) => sink(python_float_repr(f).as_bytes()),
-            Field::Text(s) => encode_str(s, &mut sink),
+            Field::Null => sink.bytes(b"null"),
+            Field::Integer(n) => sink.bytes(itoa::Buffer::new().format(n).as_bytes()),
+            Field::Real(f) => sink.bytes(python_float_repr(f).as_bytes()),
+            Field::Text(s) => encode_str(s, sink),
         }
     }
-    sink(b"]");
+    sink.byte(b']');
 }
 
 /// Checks that `bytes` can be a TEXT field, returning it as `str`.
@@ -108,8 +130,8 @@ const PLAIN: [bool; 256] = {
     t
 };
 
-fn encode_str(s: &str, sink: &mut impl FnMut(&[u8])) {
-    sink(b"\"");
+fn encode_str(s: &str, sink: &mut impl Sink) {
+    sink.byte(b'"');
     let bytes = s.as_bytes();
     // Runs of plain bytes go out unchanged in one chunk; everything else is
     // escaped one character at a time. The scan is over bytes: a non-ASCII
@@ -124,18 +146,18 @@ fn encode_str(s: &str, sink: &mut impl FnMut(&[u8])) {
             continue;
         }
         if run_start < i {
-            sink(&bytes[run_start..i]);
+            sink.bytes(&bytes[run_start..i]);
         }
         if b < 0x80 {
             match b {
-                b'"' => sink(b"\\\""),
-                b'\\' => sink(b"\\\\"),
-                0x08 => sink(b"\\b"),
-                0x0c => sink(b"\\f"),
-                b'\n' => sink(b"\\n"),
-                b'\r' => sink(b"\\r"),
-                b'\t' => sink(b"\\t"),
-                _ => sink(&escape_u(u16::from(b))),
+                b'"' => sink.bytes(b"\\\""),
+                b'\\' => sink.bytes(b"\\\\"),
+                0x08 => sink.bytes(b"\\b"),
+                0x0c => sink.bytes(b"\\f"),
+                b'\n' => sink.bytes(b"\\n"),
+                b'\r' => sink.bytes(b"\\r"),
+                b'\t' => sink.bytes(b"\\t"),
+                _ => sink.bytes(&escape_u(u16::from(b))),
             }
             i += 1;
         } else {
@@ -144,16 +166,16 @@ fn encode_str(s: &str, sink: &mut impl FnMut(&[u8])) {
             };
             let mut units = [0u16; 2];
             for unit in ch.encode_utf16(&mut units) {
-                sink(&escape_u(*unit));
+                sink.bytes(&escape_u(*unit));
             }
             i += ch.len_utf8();
         }
         run_start = i;
     }
     if run_start < bytes.len() {
-        sink(&bytes[run_start..]);
+        sink.bytes(&bytes[run_start..]);
     }
-    sink(b"\"");
+    sink.byte(b'"');
 }
 
 /// A buffer for canonical bytes that lives on the stack for the usual row
@@ -166,27 +188,20 @@ pub(crate) struct CanonicalBuf {
 }
 
 impl CanonicalBuf {
-    pub(crate) fn new(fields: &[Field<'_>]) -> Self {
-        let mut buf = Self {
+    /// An empty buffer; fill it with [`encode_to`]. (Made empty and filled
+    /// in place rather than returned full, which would copy it.)
+    pub(crate) fn new() -> Self {
+        Self {
             stack: [0; 256],
             len: 0,
             heap: Vec::new(),
-        };
-        encode(fields, |chunk| buf.push(chunk));
-        buf
+        }
     }
 
-    fn push(&mut self, chunk: &[u8]) {
-        let end = self.len + chunk.len();
-        if self.heap.is_empty() && end <= self.stack.len() {
-            self.stack[self.len..end].copy_from_slice(chunk);
-            self.len = end;
-        } else {
-            if self.heap.is_empty() {
-                self.heap.reserve(end * 2);
-                self.heap.extend_from_slice(&self.stack[..self.len]);
-            }
-            self.heap.extend_from_slice(chunk);
+    fn spill(&mut self, extra: usize) {
+        if self.heap.is_empty() {
+            self.heap.reserve((self.len + extra) * 2);
+            self.heap.extend_from_slice(&self.stack[..self.len]);
         }
     }
 
@@ -195,6 +210,31 @@ impl CanonicalBuf {
             &self.stack[..self.len]
         } else {
             &self.heap
+        }
+    }
+}
+
+impl Sink for CanonicalBuf {
+    #[inline]
+    fn bytes(&mut self, chunk: &[u8]) {
+        let end = self.len + chunk.len();
+        if self.heap.is_empty() && end <= self.stack.len() {
+            self.stack[self.len..end].copy_from_slice(chunk);
+            self.len = end;
+        } else {
+            self.spill(chunk.len());
+            self.heap.extend_from_slice(chunk);
+        }
+    }
+
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        if self.heap.is_empty() && self.len < self.stack.len() {
+            self.stack[self.len] = b;
+            self.len += 1;
+        } else {
+            self.spill(1);
+            self.heap.push(b);
         }
     }
 }
@@ -218,15 +258,34 @@ fn python_float_repr(f: f64) -> String {
     if f.is_infinite() {
         return if f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
     }
-    // `{:e}` gives the shortest digits as `-d.ddde-N`.
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
+    // ryu gives the shortest digits that read back as `f`, and of two
+    // equally short candidates equally near it the even one, as Python
+    // does (Rust's `{:e}` rounds such a tie up: -563637148196810.25 is
+    // `...810.3` there, `...810.2` in Python; found by fuzz/canonical).
+    let mut buf = ryu::Buffer::new();
+    let written = buf.format_finite(f);
+    let (sign, written) = match written.strip_prefix('-') {
+        Some(w) => ("-", w),
+        None => ("", written),
     };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let (mantissa, exp) = match written.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (written, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits: String = int.chars().chain(frac.chars()).collect();
+    // the decimal exponent of the first digit
+    let mut exp = exp + int.len() as i32 - 1;
+    while digits.len() > 1 && digits.starts_with('0') {
+        digits.remove(0);
+        exp -= 1;
+    }
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
+    }
+    if digits == "0" {
+        exp = 0;
+    }
     let mut out = String::with_capacity(digits.len() + 8);
     out.push_str(sign);
     if (-5 < exp) && (exp < 16) {
@@ -316,6 +375,10 @@ mod tests {
             (f64::INFINITY, "Infinity"),
             (f64::NEG_INFINITY, "-Infinity"),
             (f64::NAN, "NaN"),
+            // ties between two shortest candidates go to the even digit
+            (-(563637148196810.0 + 0.25), "-563637148196810.2"),
+            (1125899906842624.0 + 0.25, "1125899906842624.2"),
+            (1125899906842624.0 + 0.75, "1125899906842624.8"),
         ];
         for (f, want) in cases {
             assert_eq!(python_float_repr(*f), *want, "{f:?}");
