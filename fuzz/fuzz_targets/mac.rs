@@ -1,0 +1,5 @@
+#![no_main]
+//! See coord_fuzz::check_mac.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| coord_fuzz::check_mac(data));
