@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Crash loop: tests/hardening/crash.sh [iterations]  (default 300, half WAL,
+# half rollback journal; synchronous=FULL; writers killed with SIGKILL).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release -p coord-sqlite -q
+exec /usr/bin/python3 tests/hardening/crash.py "${1:-300}"
