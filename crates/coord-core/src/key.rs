@@ -8,7 +8,7 @@ use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::canonical::{CanonicalBuf, Field};
+use crate::canonical::{encode_to, CanonicalBuf, Field};
 use crate::error::{KeyError, MacError};
 
 /// The shortest key accepted, in bytes (the output size of SHA-256).
@@ -56,7 +56,8 @@ impl SecretKey {
     fn mac_over(&self, fields: &[Field<'_>]) -> HmacSha256 {
         // Encoding into a buffer first and hashing it in one update is
         // cheaper than feeding the MAC the many small chunks of the encoder.
-        let buf = CanonicalBuf::new(fields);
+        let mut buf = CanonicalBuf::new();
+        encode_to(fields, &mut buf);
         let mut mac = self.keyed.clone();
         mac.update(buf.as_bytes());
         mac
@@ -136,13 +137,55 @@ impl MacTag {
     }
 }
 
+impl MacTag {
+    /// The stored form, standard padded base64, on the stack: what
+    /// `Display` writes, without a formatter or an allocation.
+    ///
+    /// ```
+    /// use coord_core::SecretKey;
+    /// let tag = SecretKey::new(&[7; 32]).unwrap().sign(&[]);
+    /// assert_eq!(tag.base64().as_str(), tag.to_string());
+    /// ```
+    pub fn base64(&self) -> Base64 {
+        let mut out = [0u8; 44];
+        // 32 bytes are always exactly 44 characters; the slice cannot be
+        // too short.
+        let _ = base64::engine::general_purpose::STANDARD.encode_slice(self.0, &mut out);
+        Base64(out)
+    }
+
+    /// [`MacTag::base64`] as a `String`.
+    pub fn to_base64(&self) -> String {
+        String::from(self.base64().as_str())
+    }
+}
+
+/// A MAC in its stored form: 44 characters of standard padded base64.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Base64([u8; 44]);
+
+impl Base64 {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Base64 output is ASCII.
+        core::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// The text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Base64 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for MacTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; 44];
-        let n = base64::engine::general_purpose::STANDARD
-            .encode_slice(self.0, &mut buf)
-            .map_err(|_| fmt::Error)?;
-        f.write_str(core::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
+        f.write_str(self.base64().as_str())
     }
 }
 

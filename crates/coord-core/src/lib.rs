@@ -43,5 +43,5 @@ mod keyring;
 pub use agent_id::{validate_agent_id, MAX_AGENT_ID_LEN};
 pub use canonical::{canonical, encode, text_field, Field};
 pub use error::{AgentIdError, EncodeError, KeyError, MacError};
-pub use key::{MacTag, SecretKey, MIN_KEY_LEN};
+pub use key::{Base64, MacTag, SecretKey, MIN_KEY_LEN};
 pub use keyring::{status, status_canonical, AgentKeys, Keyring, Status};

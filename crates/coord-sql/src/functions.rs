@@ -237,6 +237,17 @@ fn verify_status(state: &Shared, ctx: &Context<'_>) -> Status {
     state.lock().verify(agent, mac, &fields)
 }
 
+/// A MAC handed to SQLite straight from the stack (SQLite copies it).
+struct SqlMac(coord_core::Base64);
+
+impl rusqlite::ToSql for SqlMac {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(ValueRef::Text(
+            self.0.as_bytes(),
+        )))
+    }
+}
+
 /// How a signing function was reached.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Signer {
@@ -255,7 +266,7 @@ fn sign(
     ctx: &Context<'_>,
     func: &'static str,
     how: Signer,
-) -> rusqlite::Result<Option<String>> {
+) -> rusqlite::Result<Option<SqlMac>> {
     let agent = required_agent(ctx, func)?;
     if let Err(e) = validate_agent_id(agent) {
         return Err(arg_err(func, format!("invalid agent id: {e}")));
@@ -267,7 +278,7 @@ fn sign(
     let mut st = state.lock();
     if let Some(mac) = st.with_keys(agent, |k| {
         k.and_then(|k| k.current.as_ref())
-            .map(|key| key.sign(&fields).to_string())
+            .map(|key| SqlMac(key.sign(&fields).base64()))
     }) {
         return Ok(Some(mac));
     }
