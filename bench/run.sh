@@ -11,6 +11,7 @@ mkdir -p "$out"
 need_apt=()
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 command -v valgrind >/dev/null || need_apt+=(valgrind)
+[ -x /usr/bin/time ] || need_apt+=(time)
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
