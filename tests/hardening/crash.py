@@ -91,7 +91,7 @@ def run(mode, n):
         conn.execute(f"PRAGMA journal_mode={mode}")
         conn.execute("SELECT coord_init()")
         conn.close()
-        keys = {f"agent-{i}": os.urandom(32) for i in range(2)}
+        keys = {f"agent-{i}": os.urandom(32).hex().encode() for i in range(2)}
         logs = [d / f"agent-{i}.log" for i in range(2)]
         max_epoch = {}
         for it in range(n):
