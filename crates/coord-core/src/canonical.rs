@@ -75,6 +75,23 @@ pub fn encode(fields: &[Field<'_>], sink: impl FnMut(&[u8])) {
     encode_to(fields, &mut ChunkSink(sink));
 }
 
+/// Appends the canonical bytes of `fields` to `out` (a buffer a caller
+/// reuses from row to row).
+pub fn encode_into(fields: &[Field<'_>], out: &mut Vec<u8>) {
+    encode_to(fields, out);
+}
+
+impl Sink for Vec<u8> {
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.push(b);
+    }
+}
+
 /// Where the encoder writes. Single bytes (brackets, commas, quotes) have
 /// their own method so that a buffer can store them without a `memcpy`
 /// call each: a claim is 15 pieces, most of them one byte long.

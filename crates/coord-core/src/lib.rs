@@ -41,7 +41,7 @@ mod key;
 mod keyring;
 
 pub use agent_id::{validate_agent_id, MAX_AGENT_ID_LEN};
-pub use canonical::{canonical, encode, text_field, Field};
+pub use canonical::{canonical, encode, encode_into, text_field, Field};
 pub use error::{AgentIdError, EncodeError, KeyError, MacError};
 pub use key::{Base64, MacTag, SecretKey, MIN_KEY_LEN};
 pub use keyring::{status, status_canonical, AgentKeys, Keyring, Status};

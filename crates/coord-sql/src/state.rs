@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use coord_core::{encode, status_canonical, AgentKeys, Field, Keyring, Status};
+use coord_core::{encode_into, status_canonical, AgentKeys, Field, Keyring, Status};
 use coord_keys::{KeyReport, Lookup};
 
 /// How long a key found in the environment or a file is reused before it is
@@ -140,7 +140,7 @@ impl State {
             key.extend_from_slice(part);
         }
         let start = key.len();
-        encode(fields, |chunk| key.extend_from_slice(chunk));
+        encode_into(fields, &mut key);
         let status = match self.memo_status {
             Some(s) if key == self.memo_key => s,
             _ => self.with_keys(agent, |k| status_canonical(k, mac, &key[start..])),
