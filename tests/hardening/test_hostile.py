@@ -339,6 +339,37 @@ class Hostile(unittest.TestCase):
             self.assertRegex(str(e), "malformed|cannot reference|unsafe use")
         self.assert_no_mallory(conn)
 
+    def test_a_failed_load_leaves_nothing_behind(self):
+        # Regression: when loading failed on a schema SQLite calls malformed,
+        # SQLite unloaded libcoord but coord's functions stayed registered,
+        # and closing the connection ran their destructors from unloaded
+        # code: a segfault at exit.
+        import subprocess
+        self.plant("CREATE TABLE t(x, y AS (coord_canonical(x)))", "PRAGMA writable_schema = ON",
+                   "UPDATE sqlite_master SET sql = replace(sql, 'coord_canonical(', 'coord_sign(''a'', ')"
+                   " WHERE name = 't'", with_coord=True)
+        script = (
+            "import sqlite3, sys\n"
+            f"sys.path.insert(0, {str(pathlib.Path(__file__).resolve().parents[1] / 'extension')!r})\n"
+            "from common import connect\n"
+            "try:\n"
+            f"    connect({str(self.db)!r})\n"
+            "    print('loaded')\n"
+            "except sqlite3.DatabaseError as e:\n"
+            "    print('refused:', e)\n"
+            f"c = sqlite3.connect({str(self.db)!r})\n"
+            "c.enable_load_extension(True)\n"
+            "try:\n"
+            "    c.load_extension(sys.argv[1])\n"
+            "except sqlite3.DatabaseError:\n"
+            "    pass\n"
+            "c.close()\n"
+        )
+        from common import EXT
+        p = subprocess.run([sys.executable, "-c", script, EXT], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        self.assertIn("refused: error during initialization: malformed database schema", p.stdout)
+
     # -- what a MAC does not prove (README): documented, and held to -----------
 
     def test_moved_and_replayed_rows(self):

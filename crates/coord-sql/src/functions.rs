@@ -295,9 +295,24 @@ fn sign(
     }))
 }
 
-/// Registers every coord function on `conn`, sharing `state`.
-/// Returns the name of the write API's signer (see below).
-pub(crate) fn register(conn: &Connection, state: &Shared) -> rusqlite::Result<String> {
+/// A fresh name for the write API's signer (see [`register`]): 128 random
+/// bits drawn for this connection.
+pub(crate) fn new_signer_name() -> rusqlite::Result<String> {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce)
+        .map_err(|e| arg_err("coord", format!("no randomness from the OS: {e}")))?;
+    Ok("coord_try_sign_"
+        .chars()
+        .chain(nonce.iter().flat_map(|b| {
+            let hex = |n: u8| char::from(b"0123456789abcdef"[usize::from(n)]);
+            [hex(b >> 4), hex(b & 0xf)]
+        }))
+        .collect())
+}
+
+/// Registers every coord function on `conn`, sharing `state`, with the
+/// write API's signer under the name `internal` (see below).
+pub(crate) fn register(conn: &Connection, state: &Shared, internal: &str) -> rusqlite::Result<()> {
     let utf8 = FunctionFlags::SQLITE_UTF8;
     let pure = utf8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
     let reads_keys = utf8;
@@ -339,18 +354,8 @@ pub(crate) fn register(conn: &Connection, state: &Shared) -> rusqlite::Result<St
     // holds 128 random bits drawn for this connection and appears only in
     // this connection's TEMP schema, which nothing stored in a database file
     // can read, so no planted object can call it.
-    let mut nonce = [0u8; 16];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| arg_err("coord", format!("no randomness from the OS: {e}")))?;
-    let internal: String = "coord_try_sign_"
-        .chars()
-        .chain(nonce.iter().flat_map(|b| {
-            let hex = |n: u8| char::from(b"0123456789abcdef"[usize::from(n)]);
-            [hex(b >> 4), hex(b & 0xf)]
-        }))
-        .collect();
     let s = state.clone();
-    conn.create_scalar_function(internal.as_str(), -1, direct, move |ctx| {
+    conn.create_scalar_function(internal, -1, direct, move |ctx| {
         if ctx.is_empty() {
             return Err(arg_err("coord_try_sign", "needs an agent_id"));
         }
@@ -436,7 +441,7 @@ pub(crate) fn register(conn: &Connection, state: &Shared) -> rusqlite::Result<St
         Err(user(SqlError::Raised(msg)))
     })?;
 
-    Ok(internal)
+    Ok(())
 }
 
 fn key_add(state: &Shared, ctx: &Context<'_>) -> rusqlite::Result<String> {

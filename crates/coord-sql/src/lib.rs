@@ -37,8 +37,23 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     {
         state.lock().set_agent(Some(agent));
     }
-    let signer = functions::register(conn, &state)?;
-    let temp_signer = signer.clone();
+    let signer = functions::new_signer_name()?;
+    let r = register_with(conn, &state, &signer);
+    if r.is_err() {
+        // The extension's entry point fails with this error and SQLite then
+        // unloads the library (e.g. on a database whose schema it calls
+        // malformed): no function of ours may stay registered, or its
+        // destructor would run from unloaded code when the connection
+        // closes, a segfault found by tests/hardening/test_hostile.py.
+        unregister(conn);
+        let _ = conn.remove_function(signer.as_str(), -1);
+    }
+    r
+}
+
+fn register_with(conn: &Connection, state: &state::Shared, signer: &str) -> rusqlite::Result<()> {
+    functions::register(conn, state, signer)?;
+    let temp_signer = signer.to_owned();
     conn.create_scalar_function(
         "coord_init",
         0,
@@ -57,7 +72,38 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             Ok(report.to_string())
         },
     )?;
-    create_temp(conn, &signer)
+    create_temp(conn, signer)
+}
+
+/// Every function [`register`] adds, with its number of arguments (-1: any),
+/// besides the write API's signer, whose name is drawn per connection.
+pub const FUNCTIONS: &[(&str, i32)] = &[
+    ("coord_version", 0),
+    ("coord_canonical", -1),
+    ("coord_sign", -1),
+    ("coord_try_sign", -1),
+    ("coord_verify", -1),
+    ("coord_verify_status", -1),
+    ("coord_can_sign", 1),
+    ("coord_key_status", 1),
+    ("coord_key_add", 2),
+    ("coord_key_add", 3),
+    ("coord_key_remove", 1),
+    ("coord_key_reload", 0),
+    ("coord_agent", 0),
+    ("coord_set_agent", 1),
+    ("coord_fail", 1),
+    ("coord_init", 0),
+];
+
+/// Removes every function in [`FUNCTIONS`], running their destructors now.
+/// [`register`] calls it when it fails.
+pub fn unregister(conn: &Connection) {
+    for (name, n_arg) in FUNCTIONS {
+        // A function that was never registered is not an error worth
+        // reporting here: the caller is already failing.
+        let _ = conn.remove_function(*name, *n_arg);
+    }
 }
 
 /// Creates (again) coord's TEMP views, result table and write API, with
