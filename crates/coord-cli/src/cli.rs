@@ -23,7 +23,8 @@ Examples:
 
 Database: --db, else $COORDINATION_DB, else $BOB_WORKSPACE, $AGENT_WORKSPACE or
 $WORKSPACE + /state/coordination/coord.db, else <git root>/state/coordination/coord.db,
-else ./state/coordination/coord.db.
+else ./state/coordination/coord.db. A URL (http://, https://, libsql://) names a
+libSQL server instead: see docs/cluster.md.
 Agent: --as, else $COORDINATION_AGENT. Keys: $COORDINATION_SECRET_<ID>, else
 <id>.secret in $COORDINATION_SECRETS_DIR, <git root>/secrets/coordination or
 ./secrets/coordination.
@@ -47,7 +48,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Database file (default: see "Database" below).
+    /// Database file, or a libSQL server URL (default: see "Database" below).
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
 

@@ -5,9 +5,11 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use coord_sql::ops::{OpError, OpResult};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::CliError;
+use crate::remote::{self, RemoteError, Req, Server};
 
 /// The database's place under a workspace or repository root.
 pub const DEFAULT_DB_PATH: &str = "state/coordination/coord.db";
@@ -68,18 +70,51 @@ fn resolve_with(
     }
 }
 
-/// An open database with coord registered on it.
+impl DbPath {
+    /// The server URL, when the database is on a libSQL server rather than
+    /// in a file (`http://`, `https://` or `libsql://`).
+    pub fn url(&self) -> Option<&str> {
+        self.path.to_str().filter(|s| remote::is_url(s))
+    }
+}
+
+/// An open database with coord registered on it. For a server, `conn` is an
+/// in-memory database on which coord decides, signs and verifies with this
+/// machine's keys, and `server` is where the rows live (see remote.rs).
 pub struct Db {
     pub conn: Connection,
     pub path: PathBuf,
     pub busy_ms: u64,
+    pub server: Option<Server>,
 }
+
+/// The columns of gptme-coordination's tables that coord copies.
+const WORK_COLS: &str =
+    "task_id, claimer, epoch, claimed_at, expires_at, status, result, metadata, completed_at, hmac";
+const MESSAGE_COLS: &str = "id, sender, recipient, channel, body, hmac, created_at";
+
+/// coord's stored objects: all 6 are there once the schema is ready.
+const SCHEMA_OBJECTS: &str = "SELECT count(*) FROM main.sqlite_schema WHERE
+   (type = 'table' AND name IN ('work', 'messages', 'coord_gate'))
+   OR (type = 'trigger' AND name IN
+       ('coord_work_stale_mac', 'coord_work_epoch_up', 'coord_messages_stale_mac'))";
+/// Both signed tables have their `hmac` column: 2.
+const MAC_COLUMNS: &str =
+    "SELECT (SELECT count(*) FROM pragma_table_info('work') WHERE name = 'hmac')
+      + (SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'hmac')";
+
+/// How far this machine's clock may be from the primary's before coord
+/// refuses to decide a lease: claims compare expiry times.
+pub const MAX_CLOCK_SKEW_S: f64 = 2.0;
 
 impl Db {
     /// Opens an existing database. A missing file is an error that says how
     /// to create one: a typo in a path must not silently start an empty
     /// coordination database beside the real one.
     pub fn open(at: &DbPath, busy_ms: u64, agent: Option<&str>) -> Result<Db, CliError> {
+        if let Some(url) = at.url() {
+            return Self::open_remote(url, busy_ms, agent);
+        }
         if !at.path.exists() {
             return Err(CliError::NoDatabase {
                 path: at.path.clone(),
@@ -101,6 +136,11 @@ impl Db {
         busy_ms: u64,
         agent: Option<&str>,
     ) -> Result<(Db, coord_sql::InitReport), CliError> {
+        if let Some(url) = at.url() {
+            let db = Self::open_remote(url, busy_ms, agent)?;
+            let report = db.init_remote()?;
+            return Ok((db, report));
+        }
         if let Some(dir) = at.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
         }
@@ -149,7 +189,338 @@ impl Db {
             conn,
             path: path.to_owned(),
             busy_ms,
+            server: None,
         })
+    }
+
+    /// A server database: an in-memory working copy with coord's schema,
+    /// and the server. Nothing is sent until a verb needs it.
+    fn open_remote(url: &str, busy_ms: u64, agent: Option<&str>) -> Result<Db, CliError> {
+        let mut db = Self::open_flags(
+            Path::new(":memory:"),
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            busy_ms,
+            agent,
+        )?;
+        db.path = PathBuf::from(url);
+        coord_sql::init(&db.conn).map_err(|e| db.err(e))?;
+        // While the primary is down a write waits; the busy timeout bounds
+        // that wait, with a floor so one slow request is not an outage.
+        let timeout = Duration::from_millis(busy_ms.max(5000));
+        db.server = Some(Server::new(url, timeout));
+        Ok(db)
+    }
+
+    /// Wraps a server error with the server's URL.
+    pub fn remote_err(&self, e: RemoteError) -> CliError {
+        let msg = e.to_string();
+        if msg.contains("database is locked") || msg.contains("SQLITE_BUSY") {
+            return CliError::Busy {
+                path: self.path.clone(),
+                ms: self.busy_ms,
+            };
+        }
+        CliError::Remote {
+            url: self.path.display().to_string(),
+            source: e,
+        }
+    }
+
+    /// Creates or migrates coord's schema on the server, in one
+    /// transaction on the primary. The same built-in SQL as a file's.
+    fn init_remote(&self) -> Result<coord_sql::InitReport, CliError> {
+        let Some(server) = &self.server else {
+            return self.init();
+        };
+        let mut s = server.stream();
+        let r = (|| -> Result<coord_sql::InitReport, RemoteError> {
+            s.execute("BEGIN IMMEDIATE", vec![])?;
+            s.sequence(coord_sql::SCHEMA_SQL)?;
+            let mut added = Vec::new();
+            for (table, label) in [("work", "work.hmac"), ("messages", "messages.hmac")] {
+                let has = s.execute(
+                    "SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'hmac'",
+                    vec![rusqlite::types::Value::Text(table.to_owned())],
+                )?;
+                if has.rows.first().and_then(|r| r.first()) == Some(&0i64.into()) {
+                    s.execute(
+                        &format!("ALTER TABLE main.{table} ADD COLUMN hmac TEXT"),
+                        vec![],
+                    )?;
+                    added.push(label);
+                }
+            }
+            s.sequence(coord_sql::TRIGGERS_SQL)?;
+            s.execute("COMMIT", vec![])?;
+            Ok(coord_sql::InitReport {
+                added_columns: added,
+            })
+        })();
+        if r.is_err() {
+            let _ = s.execute("ROLLBACK", vec![]);
+        }
+        r.map_err(|e| self.remote_err(e))
+    }
+
+    /// For a server: copies its `work`, `messages` and `coord_gate` rows
+    /// into the working copy, where coord's TEMP views verify them with
+    /// this machine's keys. Refuses a `work` or `messages` that is a view
+    /// or lacks its `hmac` column, as a file's would be. A replica answers
+    /// from its own copy, which may lag the primary. No-op for a file.
+    pub fn sync(&self) -> Result<(), CliError> {
+        let Some(server) = &self.server else {
+            return Ok(());
+        };
+        let mut s = server.stream();
+        let got = s
+            .pipeline(&[
+                Req::Execute(
+                    "SELECT s.name, s.type,
+                            (SELECT count(*) FROM pragma_table_info(s.name) AS p WHERE p.name = 'hmac')
+                       FROM main.sqlite_schema AS s
+                      WHERE s.name IN ('work', 'messages', 'coord_gate') COLLATE NOCASE",
+                    vec![],
+                ),
+                Req::Execute(&format!("SELECT {WORK_COLS} FROM main.work ORDER BY rowid"), vec![]),
+                Req::Execute(&format!("SELECT {MESSAGE_COLS} FROM main.messages ORDER BY id"), vec![]),
+                Req::Execute("SELECT pattern, note FROM main.coord_gate", vec![]),
+            ])
+            .map_err(|e| self.remote_err(e))?;
+        let mut got = got.into_iter();
+        let mut next = || got.next().unwrap_or_else(|| Err("missing result".into()));
+        let objects = next().map_err(|e| self.remote_err(RemoteError::Sql(e)))?;
+        let mut present = Vec::new();
+        for row in &objects.rows {
+            let [rusqlite::types::Value::Text(name), rusqlite::types::Value::Text(kind), macs] =
+                row.as_slice()
+            else {
+                continue;
+            };
+            let name = name.to_ascii_lowercase();
+            let table: &'static str = match name.as_str() {
+                "work" => "work",
+                "messages" => "messages",
+                _ => "coord_gate",
+            };
+            if kind != "table" {
+                return Err(CliError::NotATable {
+                    table,
+                    kind: kind.clone(),
+                    path: self.path.clone(),
+                });
+            }
+            if table != "coord_gate" && *macs == rusqlite::types::Value::Integer(0) {
+                return Err(CliError::NoMacColumn {
+                    table,
+                    path: self.path.clone(),
+                });
+            }
+            present.push(table);
+        }
+        let mut rows_of = |table: &str| -> Result<Vec<Vec<rusqlite::types::Value>>, CliError> {
+            let r = next();
+            if !present.contains(&table) {
+                return Ok(Vec::new());
+            }
+            r.map(|r| r.rows)
+                .map_err(|e| self.remote_err(RemoteError::Sql(e)))
+        };
+        let work = rows_of("work")?;
+        let messages = rows_of("messages")?;
+        let gate = rows_of("coord_gate")?;
+        self.load_copy(&work, &messages, &gate)
+    }
+
+    /// Replaces the working copy's rows.
+    fn load_copy(
+        &self,
+        work: &[Vec<rusqlite::types::Value>],
+        messages: &[Vec<rusqlite::types::Value>],
+        gate: &[Vec<rusqlite::types::Value>],
+    ) -> Result<(), CliError> {
+        let c = &self.conn;
+        let r = (|| -> rusqlite::Result<()> {
+            c.execute_batch(
+                "BEGIN; DELETE FROM main.work; DELETE FROM main.messages; DELETE FROM main.coord_gate;",
+            )?;
+            let mut ins = c.prepare(&format!(
+                "INSERT INTO main.work({WORK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?;
+            for r in work {
+                ins.execute(rusqlite::params_from_iter(r))?;
+            }
+            let mut ins = c.prepare(&format!(
+                "INSERT INTO main.messages({MESSAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))?;
+            for r in messages {
+                ins.execute(rusqlite::params_from_iter(r))?;
+            }
+            let mut ins =
+                c.prepare("INSERT INTO main.coord_gate(pattern, note) VALUES (?1, ?2)")?;
+            for r in gate {
+                ins.execute(rusqlite::params_from_iter(r))?;
+            }
+            c.execute_batch("COMMIT")
+        })();
+        if r.is_err() {
+            let _ = c.execute_batch("ROLLBACK");
+        }
+        r.map_err(|e| self.err(e))
+    }
+
+    /// Runs one write-API operation. On a file: on this connection, inside
+    /// BEGIN IMMEDIATE (coord-sql's ops). On a server: one transaction on
+    /// the primary (`BEGIN IMMEDIATE` is forwarded there even through a
+    /// replica): read the task's row and the gate; run the same operation
+    /// on the working copy, which decides and signs here; write the row
+    /// back, guarded by every column as read; commit. A write that does not
+    /// land exactly once is an error, never an outcome.
+    pub fn op(
+        &self,
+        task: Option<&str>,
+        f: impl FnOnce(&Connection) -> Result<OpResult, OpError>,
+    ) -> Result<OpResult, CliError> {
+        let Some(server) = &self.server else {
+            return f(&self.conn).map_err(|e| self.op_err(e));
+        };
+        let mut s = server.stream();
+        let r = self.op_remote(&mut s, task, f);
+        if r.is_err() {
+            let _ = s.execute("ROLLBACK", vec![]);
+        }
+        r
+    }
+
+    fn op_remote(
+        &self,
+        s: &mut remote::Stream<'_>,
+        task: Option<&str>,
+        f: impl FnOnce(&Connection) -> Result<OpResult, OpError>,
+    ) -> Result<OpResult, CliError> {
+        use rusqlite::types::Value;
+        let rerr = |e: String| self.remote_err(RemoteError::Sql(e));
+        let task_v: Value = task.map_or(Value::Null, |t| Value::Text(t.to_owned()));
+        let got = s
+            .pipeline(&[
+                Req::Execute("BEGIN IMMEDIATE", vec![]),
+                Req::Execute("SELECT unixepoch('subsec')", vec![]),
+                Req::Execute(
+                    &format!("SELECT {WORK_COLS} FROM main.work WHERE task_id = ?1"),
+                    vec![task_v.clone()],
+                ),
+                Req::Execute("SELECT pattern, note FROM main.coord_gate", vec![]),
+            ])
+            .map_err(|e| self.remote_err(e))?;
+        let mut got = got.into_iter();
+        let mut next = || got.next().unwrap_or_else(|| Err("missing result".into()));
+        next().map_err(rerr)?;
+        let clock = next().map_err(rerr)?;
+        let before = next().map_err(rerr)?.rows.into_iter().next();
+        let gate = next().map_err(rerr)?.rows;
+
+        // Leases compare expiry times written by many machines: decide
+        // only with a clock that agrees with the primary's.
+        let primary = match clock.rows.first().and_then(|r| r.first()) {
+            Some(Value::Real(t)) => *t,
+            Some(Value::Integer(t)) => *t as f64,
+            _ => return Err(rerr("the primary did not tell its time".into())),
+        };
+        let skew = remote::local_unix_time() - primary;
+        if skew.abs() > MAX_CLOCK_SKEW_S {
+            return Err(CliError::ClockSkew { skew_s: skew });
+        }
+
+        self.load_copy(before.as_slice(), &[], &gate)?;
+        let mut res = f(&self.conn).map_err(|e| self.op_err(e))?;
+
+        let after: Option<Vec<Value>> = match task {
+            None => None,
+            Some(t) => self
+                .conn
+                .query_row(
+                    &format!("SELECT {WORK_COLS} FROM main.work WHERE task_id = ?1"),
+                    [t],
+                    |r| (0..10).map(|i| r.get::<_, Value>(i)).collect(),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?,
+        };
+        if let Some(after) = after.filter(|a| Some(a) != before.as_ref()) {
+            let wrote = match &before {
+                None => s
+                    .execute(
+                        &format!(
+                            "INSERT INTO main.work({WORK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                        ),
+                        after,
+                    )
+                    .map_err(|e| self.remote_err(e))?,
+                Some(old) => {
+                    let mut args = after;
+                    args.extend(old.iter().cloned());
+                    s.execute(
+                        "UPDATE main.work SET task_id = ?1, claimer = ?2, epoch = ?3, claimed_at = ?4,
+                                expires_at = ?5, status = ?6, result = ?7, metadata = ?8,
+                                completed_at = ?9, hmac = ?10
+                          WHERE task_id IS ?11 AND claimer IS ?12 AND epoch IS ?13
+                            AND claimed_at IS ?14 AND expires_at IS ?15 AND status IS ?16
+                            AND result IS ?17 AND metadata IS ?18 AND completed_at IS ?19
+                            AND hmac IS ?20",
+                        args,
+                    )
+                    .map_err(|e| self.remote_err(e))?
+                }
+            };
+            if wrote.affected != 1 {
+                return Err(rerr(format!(
+                    "the write changed {} rows instead of 1; nothing was committed",
+                    wrote.affected
+                )));
+            }
+        }
+        if let (Some(local_id), None) = (res.message_id, task) {
+            let row: Vec<Value> = self
+                .conn
+                .query_row(
+                    "SELECT sender, recipient, channel, body, hmac, created_at FROM main.messages WHERE id = ?1",
+                    [local_id],
+                    |r| (0..6).map(|i| r.get::<_, Value>(i)).collect(),
+                )
+                .map_err(|e| self.err(e))?;
+            let ins = s
+                .execute(
+                    "INSERT INTO main.messages(sender, recipient, channel, body, hmac, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    row,
+                )
+                .map_err(|e| self.remote_err(e))?;
+            let id = ins
+                .last_insert_rowid
+                .ok_or_else(|| rerr("the server did not say which id the message got".into()))?;
+            res.detail = res.detail.replacen(
+                &format!("sent message {local_id} "),
+                &format!("sent message {id} "),
+                1,
+            );
+            res.message_id = Some(id);
+        }
+        s.execute("COMMIT", vec![])
+            .map_err(|e| self.remote_err(e))?;
+        Ok(res)
+    }
+
+    /// Maps an operation's failure (not its outcome) to a CLI error.
+    fn op_err(&self, e: OpError) -> CliError {
+        match e {
+            OpError::Busy => CliError::Busy {
+                path: self.path.clone(),
+                ms: self.busy_ms,
+            },
+            OpError::Sql(e) => self.err(e),
+            OpError::NotSetUp(m) => {
+                CliError::Other(format!("database {}: {m}", self.path.display()))
+            }
+        }
     }
 
     /// Wraps a SQLite error with this database's path.
@@ -180,35 +551,43 @@ impl Db {
     /// stored triggers. Checked first without the write lock, so that
     /// concurrent writers on a ready database never contend for it here.
     pub fn ensure_schema(&self) -> Result<(), CliError> {
+        if self.server.is_some() {
+            if !self.remote_schema_ready()? {
+                self.init_remote()?;
+            }
+            return Ok(());
+        }
         if !self.schema_ready()? {
             self.init()?;
         }
         Ok(())
     }
 
+    fn remote_schema_ready(&self) -> Result<bool, CliError> {
+        let Some(server) = &self.server else {
+            return self.schema_ready();
+        };
+        let r = server
+            .stream()
+            .execute(
+                &format!("SELECT ({SCHEMA_OBJECTS}) = 6 AND ({MAC_COLUMNS}) = 2"),
+                vec![],
+            )
+            .map_err(|e| self.remote_err(e))?;
+        Ok(r.rows.first().and_then(|r| r.first()) == Some(&1i64.into()))
+    }
+
     fn schema_ready(&self) -> Result<bool, CliError> {
         let objects: i64 = self
             .conn
-            .query_row(
-                "SELECT count(*) FROM main.sqlite_schema WHERE
-                   (type = 'table' AND name IN ('work', 'messages', 'coord_gate'))
-                   OR (type = 'trigger' AND name IN
-                       ('coord_work_stale_mac', 'coord_work_epoch_up', 'coord_messages_stale_mac'))",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(SCHEMA_OBJECTS, [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         if objects != 6 {
             return Ok(false);
         }
         let macs: i64 = self
             .conn
-            .query_row(
-                "SELECT (SELECT count(*) FROM pragma_table_info('work') WHERE name = 'hmac')
-                      + (SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'hmac')",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(MAC_COLUMNS, [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         Ok(macs == 2)
     }

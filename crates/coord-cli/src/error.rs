@@ -65,6 +65,15 @@ pub enum CliError {
         source: rusqlite::Error,
     },
 
+    #[error("database {url}: {source}")]
+    Remote {
+        url: String,
+        source: crate::remote::RemoteError,
+    },
+
+    #[error("this machine's clock is {skew_s:+.1} s off the primary's; coord decides leases only with a clock within 2 s of it (sync the clock, e.g. with NTP)")]
+    ClockSkew { skew_s: f64 },
+
     #[error("{0}")]
     Other(String),
 }

@@ -13,6 +13,7 @@ mod keygen;
 mod ops;
 mod output;
 mod read;
+mod remote;
 mod sql;
 
 use std::process::ExitCode;
@@ -56,6 +57,13 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
     let need_agent = || me.clone().ok_or(CliError::NoAgent);
     let at = db::resolve(g.db.as_deref());
     let open = || Db::open(&at, g.busy_timeout, me.as_deref());
+    // Reads of a server database verify a copy of its rows here, with this
+    // machine's keys; for a file this is just open().
+    let open_for_read = || {
+        let db = open()?;
+        db.sync()?;
+        Ok::<_, CliError>(db)
+    };
     // Writes need coord's schema; a database only gptme-coordination has
     // written gets it added (built-in SQL only, harmless to that package).
     let open_for_write = || {
@@ -83,9 +91,10 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
         Command::Submit { task, metadata } => {
             let db = open_for_write()?;
             ops::report(
-                &db,
                 out,
-                coord_sql::ops::submit(&db.conn, &task, metadata.as_deref()),
+                db.op(Some(&task), |c| {
+                    coord_sql::ops::submit(c, &task, metadata.as_deref())
+                }),
             )
         }
         Command::Claim { task, ttl, signing } => {
@@ -95,9 +104,10 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
                 ops::require_key(&db, &who)?;
             }
             ops::report(
-                &db,
                 out,
-                coord_sql::ops::claim(&db.conn, &task, Some(&who), ttl),
+                db.op(Some(&task), |c| {
+                    coord_sql::ops::claim(c, &task, Some(&who), ttl)
+                }),
             )
         }
         Command::Complete {
@@ -108,18 +118,20 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
             let who = need_agent()?;
             let db = open_for_write()?;
             ops::report(
-                &db,
                 out,
-                coord_sql::ops::complete(&db.conn, &task, Some(&who), epoch, result.as_deref()),
+                db.op(Some(&task), |c| {
+                    coord_sql::ops::complete(c, &task, Some(&who), epoch, result.as_deref())
+                }),
             )
         }
         Command::Abandon { task, epoch } => {
             let who = need_agent()?;
             let db = open_for_write()?;
             ops::report(
-                &db,
                 out,
-                coord_sql::ops::abandon(&db.conn, &task, Some(&who), epoch),
+                db.op(Some(&task), |c| {
+                    coord_sql::ops::abandon(c, &task, Some(&who), epoch)
+                }),
             )
         }
         Command::Send {
@@ -140,30 +152,41 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
                 ops::require_key(&db, &who)?;
             }
             ops::report(
-                &db,
                 out,
-                coord_sql::ops::send(
-                    &db.conn,
-                    Some(&who),
-                    to.as_deref(),
-                    channel.as_deref(),
-                    &body,
-                ),
+                db.op(None, |c| {
+                    coord_sql::ops::send(c, Some(&who), to.as_deref(), channel.as_deref(), &body)
+                }),
             )
         }
-        Command::List { filter, agent } => read::list(&open()?, out, filter, agent.as_deref()),
+        Command::List { filter, agent } => {
+            read::list(&open_for_read()?, out, filter, agent.as_deref())
+        }
         Command::Inbox {
             all,
             channel,
             limit,
         } => {
             let who = if all { None } else { Some(need_agent()?) };
-            read::inbox(&open()?, out, who.as_deref(), channel.as_deref(), limit)
+            read::inbox(
+                &open_for_read()?,
+                out,
+                who.as_deref(),
+                channel.as_deref(),
+                limit,
+            )
         }
-        Command::Status => read::status(&open()?, out, me.as_deref()),
+        Command::Status => read::status(&open_for_read()?, out, me.as_deref()),
         Command::Keygen { agent, rotate } => keygen::run(out, &agent, rotate),
-        Command::Audit { strict } => audit::audit(&open()?, out, strict),
-        Command::Sql { command } => sql::run(&open()?, out, command.as_deref()),
+        Command::Audit { strict } => audit::audit(&open_for_read()?, out, strict),
+        Command::Sql { command } => {
+            if let Some(url) = at.url() {
+                return Err(CliError::Other(format!(
+                    "`coord sql` runs on a database file; {url} is a server: use its own SQL \
+                     surface (each of its connections loads coord's extension, see docs/cluster.md)"
+                )));
+            }
+            sql::run(&open()?, out, command.as_deref())
+        }
         Command::Demo { keep } => demo::run(out, keep),
     }
 }

@@ -1,24 +1,12 @@
 //! The write verbs: each is one call into coord-sql's write API (the same
 //! SQL and compare-and-swap as the extension), shown for people or as JSON.
 
-use coord_sql::ops::{OpError, OpResult};
+use coord_sql::ops::OpResult;
 use serde_json::json;
 
 use crate::db::Db;
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
 use crate::output::{style, Out};
-
-/// Maps an operation's failure (not its outcome) to a CLI error.
-fn op_err(db: &Db, e: OpError) -> CliError {
-    match e {
-        OpError::Busy => CliError::Busy {
-            path: db.path.clone(),
-            ms: db.busy_ms,
-        },
-        OpError::Sql(e) => db.err(e),
-        OpError::NotSetUp(m) => CliError::Other(format!("database {}: {m}", db.path.display())),
-    }
-}
 
 /// Refuses to write as `agent` without a key that can sign, so that "signs
 /// by default" cannot silently become "wrote an unsigned row".
@@ -62,8 +50,8 @@ pub fn result_json(r: &OpResult) -> serde_json::Value {
 }
 
 /// Shows the result of an operation and returns its exit code.
-pub fn report(db: &Db, out: Out, r: Result<OpResult, OpError>) -> Result<u8, CliError> {
-    let r = r.map_err(|e| op_err(db, e))?;
+pub fn report(out: Out, r: Result<OpResult, CliError>) -> Result<u8, CliError> {
+    let r = r?;
     if out.json {
         out.print_json(&result_json(&r));
     } else if r.outcome.is_success() {
