@@ -42,7 +42,8 @@ py_suite() { /usr/bin/python3 -m unittest discover -v -s tests/extension -p "$1"
 fmt_all() {
     local m rc=0
     for m in Cargo.toml crates/coord-cli/Cargo.toml tests/rusqlite-host/Cargo.toml \
-        tests/wasmtime-host/Cargo.toml bench/Cargo.toml; do
+        tests/wasmtime-host/Cargo.toml bench/Cargo.toml fuzz/Cargo.toml \
+        tests/hardening/timing/Cargo.toml; do
         cargo fmt --manifest-path "$m" --all -- --check || { echo "not formatted: $m"; rc=1; }
     done
     return $rc
@@ -59,6 +60,7 @@ suite "extension in rusqlite on the system SQLite" \
     cargo test --release --manifest-path tests/rusqlite-host/Cargo.toml
 suite "the coord command" bash tests/cli.sh
 suite "WASI component in three hosts" bash tests/component.sh
+suite "hardening: fuzz, hostile files, crash loop, soak, timing, valgrind" bash tests/hardening/ci.sh
 
 echo
 if [ "$failed" -gt 0 ]; then

@@ -59,7 +59,11 @@ fn main() {
     let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(KEY).expect("hmac");
     m.update(&canonical);
     right.copy_from_slice(&m.finalize().into_bytes());
-    assert_eq!(key.sign(&fields).to_string(), b64(&right), "own base64 agrees");
+    assert_eq!(
+        key.sign(&fields).to_string(),
+        b64(&right),
+        "own base64 agrees"
+    );
     let mut first = right;
     first[0] ^= 1;
     let mut last = right;
@@ -79,7 +83,9 @@ fn main() {
             m.update(black_box(&canonical));
             naive_eq(&m.finalize().into_bytes(), black_box(&wrong[pick]))
         } else {
-            eprintln!("usage: coord-verify-timing coord-first|coord-last|naive-first|naive-last [n]");
+            eprintln!(
+                "usage: coord-verify-timing coord-first|coord-last|naive-first|naive-last [n]"
+            );
             std::process::exit(2);
         };
         accepted += usize::from(ok);
