@@ -61,6 +61,7 @@ suite "extension in rusqlite on the system SQLite" \
 suite "the coord command" bash tests/cli.sh
 suite "WASI component in three hosts" bash tests/component.sh
 suite "hardening: fuzz, hostile files, crash loop, soak, timing, valgrind" bash tests/hardening/ci.sh
+suite "three-node libSQL cluster" bash tests/cluster.sh
 
 echo
 if [ "$failed" -gt 0 ]; then
