@@ -4,32 +4,13 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use coord_core::{canonical, Field};
+use coord_sql::FUNCTIONS;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
 /// The fixed key the target's connection holds for `alice`; it must never
 /// appear in an error message or a result.
 pub const ALICE_KEY: &str = "fuzz-alice-secret-0123456789abcdef0123456789";
-
-/// Every coord function, and the arities SQLite knows it by (-1: any).
-const FUNCTIONS: &[(&str, i32)] = &[
-    ("coord_version", 0),
-    ("coord_canonical", -1),
-    ("coord_sign", -1),
-    ("coord_try_sign", -1),
-    ("coord_verify", -1),
-    ("coord_verify_status", -1),
-    ("coord_key_add", 2),
-    ("coord_key_add", 3),
-    ("coord_key_remove", 1),
-    ("coord_key_reload", 0),
-    ("coord_key_status", 1),
-    ("coord_can_sign", 1),
-    ("coord_set_agent", 1),
-    ("coord_agent", 0),
-    ("coord_init", 0),
-    ("coord_fail", 1),
-];
 
 /// The write API: a view and its number of columns.
 const WRITES: &[(&str, usize)] = &[

@@ -73,3 +73,19 @@ class EnvSandbox:
         os.environ.clear()
         os.environ.update(self.saved_env)
         self.tmp.cleanup()
+
+
+def run_op(conn, view, values, columns="outcome, epoch"):
+    """One write-API operation (an INSERT into `view`) in its own BEGIN
+    IMMEDIATE transaction; returns `columns` of its coord_result row. Any
+    error rolls back and propagates: a busy database is never an outcome."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"INSERT INTO {view} VALUES ({', '.join('?' for _ in values)})", values)
+        row = conn.execute(f"SELECT {columns} FROM coord_result").fetchone()
+        conn.execute("COMMIT")
+        return row
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

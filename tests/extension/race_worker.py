@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import connect  # noqa: E402
+from common import connect, run_op  # noqa: E402
 
 db, agent, key, ntasks, start, timeout, seed = sys.argv[1:]
 conn = connect(db, timeout=float(timeout))
@@ -29,16 +29,7 @@ grants, busy, denied = [], 0, 0
 
 
 def txn(view, values):
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(f"INSERT INTO {view} VALUES ({', '.join('?' for _ in values)})", values)
-        r = conn.execute("SELECT outcome, epoch FROM coord_result").fetchone()
-        conn.execute("COMMIT")
-        return r
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    return run_op(conn, view, values, "outcome, epoch")
 
 
 for t in tasks:

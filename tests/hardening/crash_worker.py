@@ -12,7 +12,7 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "extension"))
-from common import connect  # noqa: E402
+from common import connect, run_op  # noqa: E402
 
 db, agent, key_hex, log_path, journal, seed = sys.argv[1:]
 rng = random.Random(int(seed))
@@ -27,16 +27,7 @@ seq = 0
 
 
 def txn(view, values):
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(f"INSERT INTO {view} VALUES ({', '.join('?' for _ in values)})", values)
-        r = conn.execute("SELECT outcome, epoch, message_id FROM coord_result").fetchone()
-        conn.execute("COMMIT")
-        return r
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    return run_op(conn, view, values, "outcome, epoch, message_id")
 
 
 def record(**entry):

@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "extension"))
-from common import connect  # noqa: E402
+from common import connect, run_op  # noqa: E402
 
 db, agent, key_hex, deadline, timeout, log_path, done, drain, seed = sys.argv[1:]
 deadline, rng = float(deadline), random.Random(int(seed))
@@ -30,16 +30,7 @@ def log(**e):
 
 
 def txn(view, values):
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(f"INSERT INTO {view} VALUES ({', '.join('?' for _ in values)})", values)
-        r = conn.execute("SELECT outcome, epoch, message_id, holder FROM coord_result").fetchone()
-        conn.execute("COMMIT")
-        return r
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    return run_op(conn, view, values, "outcome, epoch, message_id, holder")
 
 
 def read_inbox():
