@@ -21,6 +21,7 @@ CREATE TEMP TABLE coord_result (
     agent TEXT,                -- the claimer or sender acting
     outcome TEXT NOT NULL,     -- see README: granted, renewed, denied, ...
     holder TEXT,               -- the task's claimer before the operation
+    existed INTEGER,           -- claim: 1 if the task was there before
     epoch INTEGER,             -- the epoch after a grant, else the task's
     expires_at TEXT,           -- new expiry on grant/renew, holder's on deny
     now TEXT,
@@ -57,12 +58,13 @@ BEGIN
         END AS problem) WHERE problem IS NOT NULL;
 
     -- the decision, from the state read now
-    INSERT INTO coord_result(op, task_id, agent, outcome, holder, epoch, expires_at, now)
-    SELECT 'claim', task_id, agent, outcome, holder,
+    INSERT INTO coord_result(op, task_id, agent, outcome, holder, existed, epoch, expires_at, now)
+    SELECT 'claim', task_id, agent, outcome, holder, existed,
            CASE outcome WHEN 'granted' THEN old_epoch + 1 ELSE old_epoch END,
            CASE outcome WHEN 'denied' THEN old_expiry ELSE exp END,
            now
-      FROM (SELECT t.*, w.claimer AS holder, COALESCE(w.epoch, 0) AS old_epoch,
+      FROM (SELECT t.*, w.claimer AS holder, w.task_id IS NOT NULL AS existed,
+                   COALESCE(w.epoch, 0) AS old_epoch,
                    w.expires_at AS old_expiry,
                    CASE WHEN w.task_id IS NULL THEN 'granted'
                         WHEN w.status = 'claimed' AND w.expires_at > t.now
@@ -79,28 +81,29 @@ BEGIN
     -- existing task (available, expired, abandoned or completed: epoch + 1),
     -- each only if the row is still in the state the decision read
     UPDATE work
-       SET claimer = r.agent,
-           epoch = r.epoch,
-           claimed_at = CASE r.outcome WHEN 'granted' THEN r.now ELSE work.claimed_at END,
-           expires_at = r.expires_at,
-           status = 'claimed',
-           completed_at = CASE r.outcome WHEN 'granted' THEN NULL ELSE work.completed_at END,
-           result = CASE r.outcome WHEN 'granted' THEN NULL ELSE work.result END,
-           hmac = coord_try_sign(r.agent, r.agent, r.task_id, r.epoch, r.expires_at)
-      FROM coord_result AS r
-     WHERE work.task_id = r.task_id
-       AND ((r.outcome = 'renewed' AND work.status = 'claimed' AND work.claimer = r.agent
-             AND work.epoch = r.epoch)
-         OR (r.outcome = 'granted' AND work.epoch = r.epoch - 1
-             AND NOT (work.status = 'claimed' AND work.expires_at > r.now)));
+       SET (claimer, epoch, claimed_at, expires_at, status, completed_at, result, hmac) =
+           (SELECT r.agent, r.epoch,
+                   CASE r.outcome WHEN 'granted' THEN r.now ELSE work.claimed_at END,
+                   r.expires_at, 'claimed',
+                   CASE r.outcome WHEN 'granted' THEN NULL ELSE work.completed_at END,
+                   CASE r.outcome WHEN 'granted' THEN NULL ELSE work.result END,
+                   coord_try_sign(r.agent, r.agent, r.task_id, r.epoch, r.expires_at)
+              FROM coord_result AS r)
+     WHERE task_id = NEW.task_id
+       AND EXISTS (SELECT 1 FROM coord_result AS r
+                    WHERE (r.outcome = 'renewed' AND work.status = 'claimed'
+                           AND work.claimer = r.agent AND work.epoch = r.epoch)
+                       OR (r.outcome = 'granted' AND work.epoch = r.epoch - 1
+                           AND NOT (work.status = 'claimed' AND work.expires_at > r.now)));
 
     -- grant a task nobody has seen: it starts at epoch 1
     INSERT INTO work(task_id, claimer, epoch, claimed_at, expires_at, status, hmac)
     SELECT task_id, agent, 1, now, expires_at, 'claimed',
            coord_try_sign(agent, agent, task_id, 1, expires_at)
       FROM coord_result
-     WHERE outcome = 'granted' AND epoch = 1
-       AND NOT EXISTS (SELECT 1 FROM main.work WHERE task_id = NEW.task_id);
+     -- (reading the decision, not main.work, spares SQLite a temporary copy
+     -- of the SELECT it makes when an INSERT reads the table it fills)
+     WHERE outcome = 'granted' AND NOT existed;
 
     -- rows-affected check: `signed` is NULL when a grant or renewal did not
     -- land as decided, and that is an error, as is an expiry SQLite could
