@@ -132,7 +132,7 @@ p("")
 # 5. memory -------------------------------------------------------------------
 r = sql["rss_kib"]
 b = r["baseline_builtin"]["median"]
-p(f"### 5. Memory: peak RSS of the sqlite3 shell over {rows:,} rows (KiB, min / median / max of 3)")
+p(f"### 5. Memory: peak RSS of the sqlite3 shell over {rows:,} rows (KiB, min / median / max)")
 p("")
 p("| query | peak RSS | above the baseline |")
 p("|---|---|---|")

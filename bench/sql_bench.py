@@ -108,8 +108,7 @@ def per_row(path):
     for name, sql in queries.items():
         got = c.execute(sql).fetchone()[0]
         assert got == ROWS, (name, got)
-        runs = RUNS if not name.startswith("python") else max(3, RUNS // 2 + 1)
-        res[name] = timed(lambda: c.execute(sql).fetchone(), runs)
+        res[name] = timed(lambda: c.execute(sql).fetchone())
         log(f"  {name}: median {res[name]['median']:.3f} s")
     c.close()
     return res
@@ -126,7 +125,7 @@ def peak_rss(path):
     }.items():
         script = "".join(f"SELECT coord_key_add('{a}', '{k.decode()}');\n" for a, k in KEYS.items())
         samples = []
-        for _ in range(3):
+        for _ in range(RUNS):
             # GNU time forks the shell from its own small process: a child
             # forked from this Python would report Python's peak RSS (Linux
             # carries the pre-exec high-water mark into ru_maxrss).
