@@ -86,16 +86,31 @@ struct Built {
     params: Vec<Value>,
     /// The argument as a canonical field: None for a BLOB, Some(Err) for
     /// text that is not UTF-8.
-    fields: Vec<Option<Result<Field<'static>, ()>>>,
+    fields: Vec<Option<Result<Expected, ()>>>,
     /// Whether the secret was passed in (then it may legitimately come back,
     /// e.g. from coord_canonical).
     has_secret: bool,
 }
 
-fn leak(s: String) -> &'static str {
-    // Only for the expected-value side of a single check; inputs are small
-    // and the process is a fuzzer, so a few leaked strings are fine.
-    Box::leak(s.into_boxed_str())
+/// What an argument should encode as: an owned copy of its text, so that
+/// the check holds nothing past its input (LeakSanitizer watches this
+/// target).
+enum Expected {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl Expected {
+    fn as_field(&self) -> Field<'_> {
+        match self {
+            Expected::Null => Field::Null,
+            Expected::Integer(i) => Field::Integer(*i),
+            Expected::Real(f) => Field::Real(*f),
+            Expected::Text(t) => Field::Text(t),
+        }
+    }
 }
 
 fn build(args: &[Arg], last_mac: &Option<String>) -> Built {
@@ -109,12 +124,12 @@ fn build(args: &[Arg], last_mac: &Option<String>) -> Built {
             Arg::Null => {
                 exprs.push(format!("?{n}"));
                 params.push(Value::Null);
-                fields.push(Some(Ok(Field::Null)));
+                fields.push(Some(Ok(Expected::Null)));
             }
             Arg::Int(i) => {
                 exprs.push(format!("?{n}"));
                 params.push(Value::Integer(*i));
-                fields.push(Some(Ok(Field::Integer(*i))));
+                fields.push(Some(Ok(Expected::Integer(*i))));
             }
             Arg::Real(bits) => {
                 let f = f64::from_bits(*bits);
@@ -122,16 +137,16 @@ fn build(args: &[Arg], last_mac: &Option<String>) -> Built {
                 params.push(Value::Real(f));
                 // SQLite turns a NaN into NULL.
                 fields.push(Some(Ok(if f.is_nan() {
-                    Field::Null
+                    Expected::Null
                 } else {
-                    Field::Real(f)
+                    Expected::Real(f)
                 })));
             }
             Arg::Text(s) => {
                 has_secret |= s.contains(ALICE_KEY);
                 exprs.push(format!("?{n}"));
                 params.push(Value::Text(s.clone()));
-                fields.push(Some(Ok(Field::Text(leak(s.clone())))));
+                fields.push(Some(Ok(Expected::Text(s.clone()))));
             }
             Arg::RawText(b) => {
                 has_secret |= b
@@ -140,7 +155,7 @@ fn build(args: &[Arg], last_mac: &Option<String>) -> Built {
                 exprs.push(format!("CAST(?{n} AS TEXT)"));
                 params.push(Value::Blob(b.clone()));
                 fields.push(Some(match std::str::from_utf8(b) {
-                    Ok(s) => Ok(Field::Text(leak(s.to_owned()))),
+                    Ok(s) => Ok(Expected::Text(s.to_owned())),
                     Err(_) => Err(()),
                 }));
             }
@@ -154,7 +169,7 @@ fn build(args: &[Arg], last_mac: &Option<String>) -> Built {
                 let s: String = std::iter::repeat_n(*c, count).collect();
                 exprs.push(format!("?{n}"));
                 params.push(Value::Text(s.clone()));
-                fields.push(Some(Ok(Field::Text(leak(s)))));
+                fields.push(Some(Ok(Expected::Text(s))));
             }
             Arg::ZeroBlob(len) => {
                 exprs.push(format!("zeroblob(?{n})"));
@@ -165,7 +180,7 @@ fn build(args: &[Arg], last_mac: &Option<String>) -> Built {
                 let a = AGENTS[usize::from(*i) % AGENTS.len()];
                 exprs.push(format!("?{n}"));
                 params.push(Value::Text(a.to_owned()));
-                fields.push(Some(Ok(Field::Text(a))));
+                fields.push(Some(Ok(Expected::Text(a.to_owned()))));
             }
             Arg::LastMac => {
                 let m = last_mac.clone();
@@ -173,11 +188,11 @@ fn build(args: &[Arg], last_mac: &Option<String>) -> Built {
                 match m {
                     Some(m) => {
                         params.push(Value::Text(m.clone()));
-                        fields.push(Some(Ok(Field::Text(leak(m)))));
+                        fields.push(Some(Ok(Expected::Text(m))));
                     }
                     None => {
                         params.push(Value::Null);
-                        fields.push(Some(Ok(Field::Null)));
+                        fields.push(Some(Ok(Expected::Null)));
                     }
                 }
             }
@@ -284,8 +299,15 @@ pub fn check_sql(data: &[u8]) {
                     "coord_verify" | "coord_verify_status" => assert!(r.is_err(), "{sql}"),
                     "coord_fail" => assert!(r.is_err(), "coord_fail succeeded"),
                     "coord_canonical" => {
-                        let want: Option<Vec<Field<'_>>> =
-                            b.fields.iter().map(|f| (*f).and_then(Result::ok)).collect();
+                        let want: Option<Vec<Field<'_>>> = b
+                            .fields
+                            .iter()
+                            .map(|f| {
+                                f.as_ref()
+                                    .and_then(|r| r.as_ref().ok())
+                                    .map(Expected::as_field)
+                            })
+                            .collect();
                         match (want, r) {
                             (Some(fs), Ok(Value::Text(t))) => {
                                 assert_eq!(t.as_bytes(), canonical(&fs).as_slice(), "{sql}")
