@@ -5,6 +5,7 @@ shows the same calls without it.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional
 
 import wasmtime
@@ -175,6 +176,19 @@ class Tally:
         else:
             self.failed += 1
             print(f"FAIL {name}: {detail}")
+
+    def groups(self, groups) -> None:
+        """Runs each (name, fn) group; a group that dies is one failure."""
+        for group, fn in groups:
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - a group that dies is a failure
+                self.check(group, False, f"{type(e).__name__}: {e}")
+
+    def finish(self, host: str) -> None:
+        """Prints the closing line and exits non-zero on any failure."""
+        print(f"{host}: {self.passed} passed, {self.failed} failed")
+        sys.exit(1 if self.failed else 0)
 
     def run(self, name: str, fn) -> None:
         """Runs fn() -> (cond, detail); an exception is a failure."""

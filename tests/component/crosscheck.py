@@ -151,16 +151,11 @@ def main() -> None:
     component, libcoord, vectors_path, fixture_dir = sys.argv[1:5]
     v = json.loads(Path(vectors_path).read_text())
     t = Tally()
-    for group, fn in [
+    t.groups([
             ("signed rows", lambda: signed_rows(t, Signing(component), connect(libcoord), v)),
             ("fixture", lambda: fixture(t, Signing(component), connect(libcoord),
-                                        Path(fixture_dir)))]:
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - a group that dies is a failure
-            t.check(group, False, f"{type(e).__name__}: {e}")
-    print(f"cross-check: {t.passed} passed, {t.failed} failed")
-    sys.exit(1 if t.failed else 0)
+                                        Path(fixture_dir)))])
+    t.finish("cross-check")
 
 
 if __name__ == "__main__":

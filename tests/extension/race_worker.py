@@ -28,31 +28,30 @@ while not os.path.exists(start):
 grants, busy, denied = [], 0, 0
 
 
-def txn(view, values):
-    return run_op(conn, view, values, "outcome, epoch")
-
-
-for t in tasks:
+def attempt(view, values):
+    """One operation; None if the database stayed busy past the timeout (an
+    error, counted, never an outcome)."""
+    global busy
     try:
-        outcome, epoch = txn("coord_claim", (t, agent, 60))
+        return run_op(conn, view, values, "outcome, epoch")
     except sqlite3.OperationalError as e:
         if "locked" in str(e) or "busy" in str(e):
             busy += 1
-            continue
+            return None
         raise
+
+
+for t in tasks:
+    r = attempt("coord_claim", (t, agent, 60))
+    if r is None:
+        continue
+    outcome, epoch = r
     if outcome == "granted":
         grants.append([t, epoch])
         # release it; retry while busy: a held lease would only make others wait
-        while True:
-            try:
-                out, _ = txn("coord_abandon", (t, agent, epoch))
-                assert out == "abandoned", out
-                break
-            except sqlite3.OperationalError as e:
-                if "locked" in str(e) or "busy" in str(e):
-                    busy += 1
-                    continue
-                raise
+        while (r := attempt("coord_abandon", (t, agent, epoch))) is None:
+            pass
+        assert r[0] == "abandoned", r
     elif outcome == "denied":
         denied += 1
     else:
