@@ -324,8 +324,52 @@ pub fn check_mac(data: &[u8]) {
 // ---------------------------------------------------------------------------
 // agent_id: what may name a key file
 
+/// Invisible and formatting characters of README "Keys", as ranges.
+const INVISIBLE: &[(u32, u32)] = &[
+    (0xa0, 0xa0),
+    (0xad, 0xad),
+    (0x34f, 0x34f),
+    (0x61c, 0x61c),
+    (0x115f, 0x1160),
+    (0x1680, 0x1680),
+    (0x17b4, 0x17b5),
+    (0x180b, 0x180f),
+    (0x2000, 0x200f),
+    (0x2028, 0x202f),
+    (0x205f, 0x206f),
+    (0x3000, 0x3000),
+    (0x3164, 0x3164),
+    (0xfe00, 0xfe0f),
+    (0xfeff, 0xfeff),
+    (0xffa0, 0xffa0),
+    (0xfff0, 0xfffb),
+    (0x1bca0, 0x1bca3),
+    (0x1d173, 0x1d17a),
+    (0xe0000, 0xe0fff),
+];
+
+fn in_ranges(c: char, ranges: &[(u32, u32)]) -> bool {
+    ranges
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).contains(&(c as u32)))
+}
+
 /// The rule of README "Keys", written out independently.
 pub fn reference_agent_ok(id: &str) -> bool {
+    let latin = id
+        .chars()
+        .any(|c| c.is_ascii_alphabetic() || in_ranges(c, &[(0xc0, 0x24f), (0x1e00, 0x1eff)]));
+    let cyrillic_or_greek = id.chars().any(|c| {
+        in_ranges(
+            c,
+            &[
+                (0x370, 0x52f),
+                (0x1c80, 0x1c8f),
+                (0xa640, 0xa69f),
+                (0x1f00, 0x1fff),
+            ],
+        )
+    });
     !id.is_empty()
         && id.len() <= 256
         && !id.contains('/')
@@ -333,6 +377,8 @@ pub fn reference_agent_ok(id: &str) -> bool {
         && !id.contains('\0')
         && !id.contains("..")
         && !id.chars().any(|c| c.is_control())
+        && !id.chars().any(|c| in_ranges(c, INVISIBLE))
+        && !(latin && cyrillic_or_greek)
 }
 
 /// Properties of agent-id validation:

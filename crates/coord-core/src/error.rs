@@ -69,4 +69,19 @@ pub enum AgentIdError {
     /// Holds a control character.
     #[error("agent id contains a control character")]
     Control,
+    /// Holds a character that shows as nothing or reorders text (zero-width,
+    /// bidirectional control, soft hyphen, variation selector, ...): two ids
+    /// that differ only by one look the same.
+    #[error("agent id contains the invisible or formatting character U+{code:04X}")]
+    Invisible {
+        /// The character's code point.
+        code: u32,
+    },
+    /// Mixes Latin letters with Cyrillic or Greek ones, the classic way to
+    /// write a look-alike of another id (`\u{430}lice` for `alice`).
+    #[error("agent id mixes Latin letters with {script} ones, so it can pass for another id")]
+    MixedScript {
+        /// The non-Latin script found.
+        script: &'static str,
+    },
 }

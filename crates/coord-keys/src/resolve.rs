@@ -111,6 +111,14 @@ impl KeyReport {
             Ok(fp) => o["fingerprint"] = fp.clone().into(),
             Err(why) => o["reason"] = why.clone().into(),
         }
+        if let Some(KeySource::Env(name)) = &self.source {
+            // gptme's variable names fold case and punctuation, so `alice`
+            // and `Alice` (or `bob-1` and `bob.1`) read the same key.
+            o["warning"] = format!(
+                "{name} is read by every agent id that differs from this one only in case or                  punctuation; a key file (<id>.secret) belongs to this exact id"
+            )
+            .into();
+        }
         o
     }
 }

@@ -304,7 +304,7 @@ fn unicode_look_alikes_never_get_alices_key() {
         "\u{430}lice",                              // Cyrillic a
         "al\u{131}ce",                              // dotless i: Unicode upper-cases it to ALICE
         "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}", // fullwidth
-        "alice\u{200b}",                            // zero-width space
+        "alice\u{200b}",                            // zero-width space (refused as an id)
         "\u{202e}ecila",                            // right-to-left override
         "alic\u{65}\u{301}",                        // e + combining acute
         "alice ",
@@ -324,6 +324,8 @@ fn unicode_look_alikes_never_get_alices_key() {
                 // gptme's env rule maps ASCII ids that differ only in case
                 // or punctuation to one variable, on purpose (SECURITY.md).
                 assert_eq!(got, Some(fp(ALICE)));
+                let warning = r.report.to_json()["warning"].as_str().unwrap().to_owned();
+                assert!(warning.contains("COORDINATION_SECRET_ALICE is read by every agent id"));
                 continue;
             }
             assert_ne!(got, Some(fp(ALICE)), "{which}: {id:?} got alice's key");
