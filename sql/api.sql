@@ -123,6 +123,11 @@ BEGIN
                     || ' until ' || expires_at END;
     SELECT coord_fail(CASE WHEN expires_at IS NULL
                            THEN 'coord_claim: ttl_minutes gives no valid expiry time'
+                           -- old epoch + 1 overflowed into a REAL
+                           WHEN typeof(epoch) <> 'integer'
+                           THEN 'coord_claim: ' || task_id || ' is at the highest epoch '
+                                || '(9223372036854775807): a new holder could not fence off the last one, '
+                                || 'so it cannot be granted again'
                            ELSE 'coord_claim: internal error: the ' || outcome || ' of ' || task_id
                                 || ' did not apply' END)
       FROM coord_result

@@ -52,21 +52,19 @@ pub enum SqlError {
     /// coord_fail's message, raised from coord's own SQL.
     #[error("{0}")]
     Raised(String),
-    /// A stored table's definition names this function: SQLite keeps
-    /// DIRECTONLY functions out of stored views, triggers, indexes,
-    /// generated columns and defaults, but not out of CHECK constraints.
+    /// A privileged function was reached from a statement other than a
+    /// plain top-level SELECT that names no table (see `caller.rs`).
     #[error(
-        "{func}: refused: the stored table {schema}.{table} names {func} in its definition \
-         (SQLite lets a CHECK constraint call it from any write to that table); \
-         coord will not run {func} while the database holds such a table"
+        "{func}: refused: {why}; coord's key, agent and signing functions run only from a \
+         top-level SELECT that names no table, such as SELECT {func}(...), so that no object \
+         stored in a database (a CHECK, DEFAULT, generated column, index, view or trigger) \
+         can call them"
     )]
-    PlantedCall {
+    NotDirect {
         /// The function called.
         func: &'static str,
-        /// The schema (main or an attached database) that holds the table.
-        schema: String,
-        /// The table.
-        table: String,
+        /// What about the calling statement broke the rule.
+        why: crate::caller::NotDirect,
     },
 }
 
@@ -81,86 +79,11 @@ fn arg_err(func: &'static str, what: impl Into<String>) -> rusqlite::Error {
     })
 }
 
-/// Whether `sql` names the function `func` as a whole identifier (SQL
-/// names are ASCII case-insensitive; bytes of 0x80 and up are identifier
-/// characters in SQLite). A quoted name (`"coord_sign"(...)`) matches too.
-pub(crate) fn names_function(sql: &str, func: &str) -> bool {
-    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
-    let hay = sql.as_bytes();
-    let needle = func.as_bytes();
-    if needle.is_empty() || hay.len() < needle.len() {
-        return false;
-    }
-    (0..=hay.len() - needle.len()).any(|i| {
-        hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
-            && (i == 0 || !is_ident(hay[i - 1]))
-            && hay.get(i + needle.len()).is_none_or(|&b| !is_ident(b))
-    })
-}
-
-/// Whether a statement that writes is running on `conn`: only such a
-/// statement can evaluate a CHECK constraint.
-fn writing_statement_running(conn: &Connection) -> bool {
-    // SAFETY: `conn` wraps the live handle SQLite called this function on,
-    // and we are on the thread that holds its mutex for this call, so its
-    // list of prepared statements cannot change while we walk it. The
-    // statement pointers come from sqlite3_next_stmt and are only passed
-    // back to SQLite's read-only accessors, never stored.
-    unsafe {
-        let db = conn.handle();
-        let mut stmt = rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
-        while !stmt.is_null() {
-            if rusqlite::ffi::sqlite3_stmt_busy(stmt) != 0
-                && rusqlite::ffi::sqlite3_stmt_readonly(stmt) == 0
-            {
-                return true;
-            }
-            stmt = rusqlite::ffi::sqlite3_next_stmt(db, stmt);
-        }
-    }
-    false
-}
-
-/// Refuses to run `func` from a statement that writes while a stored table
-/// (in `main` or an attached database) names it. SQLite 3.40 runs a
-/// function named in a CHECK constraint from every statement that writes
-/// the table, DIRECTONLY or not and whatever `trusted_schema` says, so a
-/// planted `CHECK (coord_key_add('alice', '<attacker key>'))` would
-/// otherwise make the connection trust the attacker's key. A read-only
-/// statement (`SELECT coord_key_add(...)`) evaluates no CHECK and is never
-/// refused. Called by every function that signs, changes keys or changes
-/// the acting agent.
-pub(crate) fn refuse_planted_calls(ctx: &Context<'_>, func: &'static str) -> rusqlite::Result<()> {
-    // SAFETY: the connection reference is used only for the duration of
-    // this call, on the thread SQLite called us on, and is not stored or
-    // sent anywhere.
-    let conn = unsafe { ctx.get_connection()? };
-    if !writing_statement_running(&conn) {
-        return Ok(());
-    }
-    let schemas: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_database_list WHERE name <> 'temp'")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for schema in schemas {
-        let sql = format!(
-            "SELECT name, sql FROM \"{}\".sqlite_schema WHERE type = 'table' AND sql LIKE ?1",
-            schema.replace('"', "\"\"")
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        let mut rows = stmt.query([format!("%{func}%")])?;
-        while let Some(row) = rows.next()? {
-            let text: String = row.get(1)?;
-            if names_function(&text, func) {
-                return Err(user(SqlError::PlantedCall {
-                    func,
-                    schema,
-                    table: row.get(0)?,
-                }));
-            }
-        }
-    }
-    Ok(())
+/// Refuses to run `func` unless the direct-call rule holds (see
+/// `caller.rs`). Called by every function that signs, changes keys or
+/// changes the acting agent, before it reads its arguments' values.
+pub(crate) fn require_direct(ctx: &Context<'_>, func: &'static str) -> rusqlite::Result<()> {
+    crate::caller::check(ctx)?.map_err(|why| user(SqlError::NotDirect { func, why }))
 }
 
 /// Reads arguments `from..` as fields; an argument with no canonical form
@@ -272,7 +195,7 @@ fn sign(
         return Err(arg_err(func, format!("invalid agent id: {e}")));
     }
     if how != Signer::Internal {
-        refuse_planted_calls(ctx, func)?;
+        require_direct(ctx, func)?;
     }
     let fields = fields(ctx, 1).map_err(|source| user(SqlError::Encode { func, source }))?;
     let mut st = state.lock();
@@ -404,13 +327,13 @@ pub(crate) fn register(conn: &Connection, state: &Shared, internal: &str) -> rus
     let s = state.clone();
     conn.create_scalar_function("coord_key_remove", 1, direct, move |ctx| {
         let agent = required_agent(ctx, "coord_key_remove")?;
-        refuse_planted_calls(ctx, "coord_key_remove")?;
+        require_direct(ctx, "coord_key_remove")?;
         Ok(s.lock().memory().remove(agent))
     })?;
 
     let s = state.clone();
     conn.create_scalar_function("coord_key_reload", 0, direct, move |ctx| {
-        refuse_planted_calls(ctx, "coord_key_reload")?;
+        require_direct(ctx, "coord_key_reload")?;
         s.lock().reload();
         Ok(true)
     })?;
@@ -423,7 +346,7 @@ pub(crate) fn register(conn: &Connection, state: &Shared, internal: &str) -> rus
     let s = state.clone();
     conn.create_scalar_function("coord_set_agent", 1, direct, move |ctx| {
         let agent = agent_arg(ctx, 0, "coord_set_agent")?;
-        refuse_planted_calls(ctx, "coord_set_agent")?;
+        require_direct(ctx, "coord_set_agent")?;
         if let Some(a) = agent {
             validate_agent_id(a)
                 .map_err(|e| arg_err("coord_set_agent", format!("invalid agent id: {e}")))?;
@@ -448,7 +371,7 @@ fn key_add(state: &Shared, ctx: &Context<'_>) -> rusqlite::Result<String> {
     const F: &str = "coord_key_add";
     let agent = required_agent(ctx, F)?;
     validate_agent_id(agent).map_err(|e| arg_err(F, format!("invalid agent id: {e}")))?;
-    refuse_planted_calls(ctx, F)?;
+    require_direct(ctx, F)?;
     let secret: &[u8] = match ctx.get_raw(1) {
         ValueRef::Text(t) | ValueRef::Blob(t) => t,
         ValueRef::Null => return Err(arg_err(F, "secret is NULL")),
@@ -480,31 +403,4 @@ fn key_add(state: &Shared, ctx: &Context<'_>) -> rusqlite::Result<String> {
         st.memory().add(agent, key);
     }
     Ok(fp)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::names_function;
-
-    #[test]
-    fn finds_a_function_name_as_a_whole_identifier() {
-        for sql in [
-            "CREATE TABLE t(x CHECK (coord_key_add('a', 'k')))",
-            "CREATE TABLE t(x CHECK (COORD_KEY_ADD('a', 'k')))",
-            "CREATE TABLE t(x CHECK (\"coord_key_add\"('a', 'k')))",
-            "CREATE TABLE t(x CHECK ([coord_key_add] /* c */ ('a', 'k')))",
-            "coord_key_add",
-        ] {
-            assert!(names_function(sql, "coord_key_add"), "{sql}");
-        }
-        for sql in [
-            "CREATE TABLE t(coord_key_added TEXT)",
-            "CREATE TABLE t(my_coord_key_add TEXT)",
-            "CREATE TABLE t(x\u{e9}coord_key_add TEXT)",
-            "CREATE TABLE t(x)",
-            "",
-        ] {
-            assert!(!names_function(sql, "coord_key_add"), "{sql}");
-        }
-    }
 }

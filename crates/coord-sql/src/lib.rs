@@ -9,12 +9,15 @@
 //!
 //! The SQL lives in `sql/*.sql` at the repository root.
 
+mod caller;
 mod functions;
+mod guard;
 pub mod ops;
 mod state;
 
 use rusqlite::Connection;
 
+pub use caller::NotDirect;
 pub use functions::SqlError;
 
 /// gptme-coordination's tables and coord's gate table.
@@ -30,6 +33,15 @@ pub const API_SQL: &str = include_str!("../../../sql/api.sql");
 /// `conn`. Writes nothing to the database file. If `$COORDINATION_AGENT` is
 /// set, the connection acts as that agent (see `coord_set_agent`).
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    // SAFETY: only the handle's address is kept, as a key identifying the
+    // connection; it is never dereferenced.
+    let handle = unsafe { conn.handle() } as usize;
+    if let Some((state, signer)) = state::Shared::registered(handle) {
+        // Registered before on this connection (a second `.load`): keep
+        // its keys, agent and signer, and only put back what the first
+        // registration created, in case it was dropped since.
+        return register_with(conn, &state, &signer);
+    }
     let state = state::Shared::default();
     if let Some(agent) = std::env::var("COORDINATION_AGENT")
         .ok()
@@ -39,20 +51,26 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     }
     let signer = functions::new_signer_name()?;
     let r = register_with(conn, &state, &signer);
-    if r.is_err() {
-        // The extension's entry point fails with this error and SQLite then
-        // unloads the library (e.g. on a database whose schema it calls
-        // malformed): no function of ours may stay registered, or its
-        // destructor would run from unloaded code when the connection
-        // closes, a segfault found by tests/hardening/test_hostile.py.
-        unregister(conn);
-        let _ = conn.remove_function(signer.as_str(), -1);
+    match r {
+        Ok(()) => state.remember(handle, &signer),
+        Err(_) => {
+            // The extension's entry point fails with this error and SQLite
+            // then unloads the library (e.g. on a database whose schema it
+            // calls malformed): no function or authorizer of ours may stay
+            // registered, or it would run from unloaded code (the
+            // destructors when the connection closes: a segfault found by
+            // tests/hardening/test_hostile.py).
+            unregister(conn);
+            let _ = conn.remove_function(signer.as_str(), -1);
+            guard::remove(conn);
+        }
     }
     r
 }
 
 fn register_with(conn: &Connection, state: &state::Shared, signer: &str) -> rusqlite::Result<()> {
     functions::register(conn, state, signer)?;
+    guard::install(conn);
     let temp_signer = signer.to_owned();
     conn.create_scalar_function(
         "coord_init",
@@ -60,7 +78,7 @@ fn register_with(conn: &Connection, state: &state::Shared, signer: &str) -> rusq
         rusqlite::functions::FunctionFlags::SQLITE_UTF8
             | rusqlite::functions::FunctionFlags::SQLITE_DIRECTONLY,
         move |ctx| {
-            functions::refuse_planted_calls(ctx, "coord_init")?;
+            functions::require_direct(ctx, "coord_init")?;
             // SAFETY: the connection reference is used only for the
             // duration of this call, on the thread SQLite called us on, and
             // is not stored or sent anywhere.

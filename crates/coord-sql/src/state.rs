@@ -2,7 +2,7 @@
 //! keys found on disk, and the agent the connection acts as.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use coord_core::{encode_into, status_canonical, AgentKeys, Field, Keyring, Status};
@@ -41,7 +41,35 @@ pub(crate) struct State {
 #[derive(Clone, Default)]
 pub(crate) struct Shared(Arc<Mutex<State>>);
 
+/// The state of every connection coord is registered on, by connection
+/// handle, so that registering again (a second `.load`) keeps the keys
+/// added with coord_key_add, the acting agent and the write API's signer
+/// instead of silently starting over. An entry dies with the connection:
+/// the function closures hold the only strong references, and SQLite drops
+/// them when it frees the handle, before the address can be reused.
+static REGISTERED: Mutex<Vec<Registration>> = Mutex::new(Vec::new());
+
+/// A connection handle's address, its state, and its signer's name.
+type Registration = (usize, Weak<Mutex<State>>, String);
+
 impl Shared {
+    /// The state and signer name already registered on the connection
+    /// `handle`, if it is still alive.
+    pub(crate) fn registered(handle: usize) -> Option<(Shared, String)> {
+        let mut all = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|(_, w, _)| w.strong_count() > 0);
+        all.iter()
+            .find(|(h, _, _)| *h == handle)
+            .and_then(|(_, w, signer)| Some((Shared(w.upgrade()?), signer.clone())))
+    }
+
+    /// Records this state and signer as the ones of connection `handle`.
+    pub(crate) fn remember(&self, handle: usize, signer: &str) {
+        let mut all = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|(h, w, _)| w.strong_count() > 0 && *h != handle);
+        all.push((handle, Arc::downgrade(&self.0), signer.to_owned()));
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves no broken invariant in
         // State (every update is a single insert or replace), so a poisoned
@@ -141,6 +169,12 @@ impl State {
         }
         let start = key.len();
         encode_into(fields, &mut key);
+        // The key cache first: when the agent's cached key has expired,
+        // refreshing it drops the memo, so a replaced key file is seen
+        // within the cache's lifetime even for a row verified before.
+        if self.memory.get(agent).is_none() {
+            self.resolved(agent);
+        }
         let status = match self.memo_status {
             Some(s) if key == self.memo_key => s,
             _ => self.with_keys(agent, |k| status_canonical(k, mac, &key[start..])),
