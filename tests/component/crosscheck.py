@@ -81,10 +81,19 @@ def signed_rows(t: Tally, s: Signing, db: sqlite3.Connection, v: dict) -> None:
     bad += db.execute(f"SELECT count(*) FROM messages WHERE {MESSAGE_SQL} = 1").fetchone()[0]
     t.check("tampered component-signed rows fail in SQL", bad == 0, bad)
 
-    # SQL signs, the component verifies.
-    db.execute("UPDATE work SET hmac = coord_sign(claimer, claimer, task_id, epoch, expires_at)")
-    db.execute("UPDATE messages SET hmac = coord_sign(sender, sender, coalesce(recipient, ''),"
-               " channel, body)")
+    # SQL signs, the component verifies. coord_sign runs only as a
+    # top-level SELECT that names no table, so each row is signed by one
+    # such SELECT and the MAC written by a second statement.
+    for rowid, claimer, task, epoch, expires in db.execute(
+            "SELECT rowid, claimer, task_id, epoch, expires_at FROM work").fetchall():
+        mac = db.execute("SELECT coord_sign(?, ?, ?, ?, ?)",
+                         (claimer, claimer, task, epoch, expires)).fetchone()[0]
+        db.execute("UPDATE work SET hmac = ? WHERE rowid = ?", (mac, rowid))
+    for mid, sender, recipient, channel, body in db.execute(
+            "SELECT id, sender, recipient, channel, body FROM messages").fetchall():
+        mac = db.execute("SELECT coord_sign(?, ?, ?, ?, ?)",
+                         (sender, sender, recipient or "", channel, body)).fetchone()[0]
+        db.execute("UPDATE messages SET hmac = ? WHERE id = ?", (mac, mid))
     for claimer, task, epoch, expires, mac in db.execute(
             "SELECT claimer, task_id, epoch, expires_at, hmac FROM work"):
         c = claim(claimer, task, epoch, expires)

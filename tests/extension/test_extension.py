@@ -540,5 +540,49 @@ class Schema(Base):
         self.assertEqual(claim(conn, "old", "bob")["outcome"], "denied")
 
 
+class ConnectionState(Base):
+    """What a connection holds survives what it should and no longer."""
+
+    def test_a_replaced_key_file_is_seen_for_a_row_verified_before(self):
+        # The verify memo once answered before the 1 s key cache expired,
+        # so a row kept verifying with a key file that had been replaced.
+        secrets = self.dir / "secrets"
+        write_key(secrets, "alice", ALICE)
+        os.environ["COORDINATION_SECRETS_DIR"] = str(secrets)
+        conn = self.fresh(keys=False)
+        mac = gptme_ref.sign(ALICE, ["x"])
+        q = "SELECT coord_verify_status('alice', ?, 'x')"
+        self.assertEqual(conn.execute(q, (mac,)).fetchone()[0], "verified")
+        write_key(secrets, "alice", BOB)
+        time.sleep(1.5)
+        self.assertEqual(conn.execute(q, (mac,)).fetchone()[0], "bad_mac")
+
+    def test_loading_twice_keeps_keys_agent_and_signing(self):
+        conn = self.fresh(keys=False)
+        fp = conn.execute("SELECT coord_key_add('alice', ?)", (ALICE,)).fetchone()[0]
+        conn.execute("SELECT coord_set_agent('alice')")
+        conn.enable_load_extension(True)
+        conn.load_extension(os.environ.get("COORD_EXT", str(pathlib.Path(__file__).resolve().parents[2]
+                                                          / "target" / "release" / "libcoord")))
+        conn.enable_load_extension(False)
+        self.assertEqual(conn.execute("SELECT coord_agent()").fetchone()[0], "alice")
+        self.assertEqual(json.loads(conn.execute("SELECT coord_key_status('alice')").fetchone()[0])
+                         ["fingerprint"], fp)
+        r = claim(conn, "task:1", None)
+        self.assertEqual((r["outcome"], r["agent"], r["signed"]), ("granted", "alice", 1))
+        self.assertEqual(conn.execute("SELECT verification FROM coord_work").fetchone()[0], "verified")
+
+    def test_the_highest_epoch_fails_closed_with_a_clear_message(self):
+        conn = self.fresh()
+        top = 2**63 - 1
+        conn.execute("INSERT INTO work(task_id, claimer, epoch, status) VALUES ('t', 'bob', ?, 'abandoned')",
+                     (top,))
+        with self.assertRaisesRegex(sqlite3.DatabaseError,
+                                    r"coord_claim: t is at the highest epoch \(9223372036854775807\)"):
+            claim(conn, "t", "alice")
+        self.assertEqual(conn.execute("SELECT claimer, epoch, status FROM work").fetchone()[:],
+                         ("bob", top, "abandoned"))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -143,7 +143,7 @@ class Hostile(unittest.TestCase):
                     with self.assertRaises(sqlite3.DatabaseError) as cm:
                         conn.execute("INSERT INTO t(x) VALUES ('a')")
                     self.assertRegex(str(cm.exception),
-                                     "unsafe use of coord_|non-deterministic|malformed|refused: the stored table")
+                                     "unsafe use of coord_|non-deterministic|malformed|refused: the calling statement")
                     refused += 1
                     self.assert_no_mallory(conn)
                     self.assertEqual(conn.execute("SELECT count(*) FROM t").fetchone()[0], 0)
@@ -155,9 +155,9 @@ class Hostile(unittest.TestCase):
         # from any write to the table, DIRECTONLY or not, whatever
         # trusted_schema says. Found by this suite: a CHECK on `work` could
         # make the connection trust the attacker's key as alice's, and the
-        # attacker's forged claims then read as verified. coord now refuses
-        # to run a signing or key-changing function while a stored table
-        # names it.
+        # attacker's forged claims then read as verified. coord's signing,
+        # key and agent functions now run only from a top-level SELECT that
+        # names no table (crates/coord-sql/src/caller.rs).
         evil_key = b"e" * 40
         calls = {
             "coord_key_add": f"coord_key_add('alice', '{evil_key.decode()}')",
@@ -174,7 +174,7 @@ class Hostile(unittest.TestCase):
                     self.db = self.dir / f"check-{name}-{trusted}.db"
                     self.plant(f"CREATE TABLE t(x CHECK (({call}) IS NOT NULL))", with_coord=True)
                     conn = self.victim(trusted)
-                    with self.assertRaisesRegex(sqlite3.DatabaseError, f"{name}: refused: the stored table main.t"):
+                    with self.assertRaisesRegex(sqlite3.DatabaseError, f"{name}: refused: the calling statement is not a SELECT"):
                         conn.execute("INSERT INTO t VALUES ('a')")
                     self.assertEqual(conn.execute("SELECT count(*) FROM t").fetchone()[0], 0)
                     self.assert_no_mallory(conn)
@@ -297,9 +297,17 @@ class Hostile(unittest.TestCase):
         self.assertEqual(conn.execute("SELECT verified FROM coord_inbox").fetchone()[0], 0)
         r = claim(conn, "task:1", "alice")
         self.assertEqual((r["outcome"], r["signed"]), ("granted", 1))
+        # look-alikes outside TEMP are never read or written by a coord
+        # connection, even by their qualified names
+        for sql in ("SELECT * FROM main.coord_claim", "SELECT verified FROM main.coord_work",
+                    "INSERT INTO main.coord_send VALUES ('alice', NULL, 'general', 'x')"):
+            with self.assertRaisesRegex(sqlite3.DatabaseError, "not authorized|is prohibited"):
+                conn.execute(sql)
         # the write went through coord's TEMP view, not the planted table
-        self.assertEqual(conn.execute("SELECT count(*) FROM main.coord_claim").fetchone()[0], 0)
-        self.assertEqual(conn.execute("SELECT count(*) FROM main.coord_result").fetchone()[0], 1)
+        raw = sqlite3.connect(str(self.db))
+        self.assertEqual(raw.execute("SELECT count(*) FROM coord_claim").fetchone()[0], 0)
+        self.assertEqual(raw.execute("SELECT count(*) FROM coord_result").fetchone()[0], 1)
+        raw.close()
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_temp_master")}
         self.assertTrue({"coord_work", "coord_messages", "coord_inbox", "coord_claim"} <= names)
 

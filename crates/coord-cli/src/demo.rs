@@ -150,6 +150,20 @@ impl Tour {
         Ok(())
     }
 
+    /// The first value `sql` returns, read back through the CLI.
+    fn value(&self, agent: Option<&str>, sql: &str) -> Result<String, CliError> {
+        let o = self
+            .command(agent, &["--json", "sql", "-c", sql])
+            .output()
+            .map_err(|e| CliError::io(&self.exe, e))?;
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .map_err(|e| CliError::Other(format!("demo: reading `{sql}`: {e}")))?;
+        v[0].as_object()
+            .and_then(|r| r.values().next())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .ok_or_else(|| CliError::Other(format!("demo: `{sql}` returned nothing")))
+    }
+
     /// Who won `task`, read back through the CLI.
     fn holder(&self, task: &str) -> Result<String, CliError> {
         let o = self
@@ -252,17 +266,15 @@ fn tour_steps(t: &Tour) -> Result<(), CliError> {
     t.heading("6. mallory has a key of her own, but not alice's");
     t.run(None, &["keygen", "mallory"], EXIT_OK)?;
     t.note("a claim written as alice, signed with mallory's key:");
-    t.run(
-        Some("mallory"),
-        &[
-            "sql",
-            "-c",
-            "INSERT INTO work(task_id, claimer, epoch, claimed_at, expires_at, status, hmac) \
-             VALUES ('deploy-prod', 'alice', 1, datetime('now'), datetime('now', '+60 minutes'), 'claimed', \
-             coord_sign('mallory', 'alice', 'deploy-prod', 1, datetime('now', '+60 minutes')))",
-        ],
-        EXIT_OK,
-    )?;
+    let sign =
+        "SELECT coord_sign('mallory', 'alice', 'deploy-prod', 1, '2099-01-01 00:00:00') AS mac";
+    t.run(Some("mallory"), &["sql", "-c", sign], EXIT_OK)?;
+    let mac = t.value(Some("mallory"), sign)?;
+    let forge = format!(
+        "INSERT INTO work(task_id, claimer, epoch, claimed_at, expires_at, status, hmac) \
+         VALUES ('deploy-prod', 'alice', 1, datetime('now'), '2099-01-01 00:00:00', 'claimed', '{mac}')"
+    );
+    t.run(Some("mallory"), &["sql", "-c", &forge], EXIT_OK)?;
     t.note("alice's message edited in place, with the trigger that would clear its MAC dropped:");
     t.run(
         Some("mallory"),

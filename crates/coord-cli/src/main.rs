@@ -31,7 +31,10 @@ fn main() -> ExitCode {
     match run(cli, out) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("coord: error: {e}");
+            // Errors quote database text (a planted trigger's RAISE
+            // message, a gate pattern): escaped like every other output, so
+            // it cannot repaint the terminal into a fake success line.
+            eprintln!("coord: error: {}", output::clean(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
