@@ -139,16 +139,24 @@ pub fn read_key_file(path: &Path) -> Result<SecretKey, FileError> {
             max: MAX_KEY_FILE_LEN,
         });
     }
-    SecretKey::new(trim(&buf)).map_err(|source| FileError::Key {
+    SecretKey::new(strip(&buf)).map_err(|source| FileError::Key {
         path: path.to_owned(),
         source,
     })
 }
 
-/// Surrounding ASCII whitespace is not part of a key (a trailing newline
-/// from `echo` is the usual case), as in gptme-coordination.
-pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
+/// A key file's bytes without surrounding whitespace, exactly as
+/// gptme-coordination's `read_bytes().strip()`: Python strips space, `\t`,
+/// `\n`, `\r`, `\x0b` and `\x0c` (Rust's `trim_ascii` keeps `\x0b`).
+///
+/// ```
+/// assert_eq!(coord_keys::strip(b"\x0b key \x0c\n"), b"key");
+/// ```
+pub fn strip(bytes: &[u8]) -> &[u8] {
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let start = bytes.iter().position(|b| !ws(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !ws(b)).map_or(start, |i| i + 1);
+    &bytes[start..end]
 }
 
 #[cfg(test)]
@@ -161,6 +169,14 @@ mod tests {
         std::fs::write(&p, body).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         p
+    }
+
+    #[test]
+    fn strips_as_python_bytes_strip_does() {
+        assert_eq!(strip(b" \t\n\r\x0b\x0ckey\x0b\x0c\r\n\t "), b"key");
+        assert_eq!(strip(b"\x85key\xa0"), b"\x85key\xa0");
+        assert_eq!(strip(b" \n "), b"");
+        assert_eq!(strip(b""), b"");
     }
 
     #[test]

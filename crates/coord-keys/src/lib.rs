@@ -7,12 +7,14 @@
 //! 1. env `COORDINATION_SECRET_<ID>`, `<ID>` the id upper-cased with every
 //!    character outside `[A-Za-z0-9]` replaced by `_`;
 //! 2. env `COORDINATION_SECRET_<id upper-cased>`, the legacy form;
-//! 3. `$COORDINATION_SECRETS_DIR/<id>.secret`;
-//! 4. `secrets/coordination/<id>.secret` under the nearest ancestor of the
-//!    working directory that holds `.git`;
-//! 5. `secrets/coordination/<id>.secret` under the working directory.
+//! 3. `<id>.secret` in one directory: `$COORDINATION_SECRETS_DIR` (`~`
+//!    expanded), else `secrets/coordination` under the nearest ancestor of
+//!    the working directory that holds `.git`, else under the working
+//!    directory.
 //!
-//! A key is the value's bytes trimmed of surrounding ASCII whitespace.
+//! An empty variable is skipped. A variable's value is the key exactly; a
+//! key file's bytes are stripped of surrounding whitespace as Python's
+//! `bytes.strip()` does (space, `\t`, `\n`, `\r`, `\x0b`, `\x0c`).
 //! Retired keys live beside the current one in `<id>.retired/*.secret`, so
 //! `<id>.secret` stays exactly what gptme-coordination reads.
 
@@ -22,7 +24,7 @@
 mod file;
 mod resolve;
 
-pub use file::{read_key_file, FileError, MAX_KEY_FILE_LEN};
+pub use file::{read_key_file, strip, FileError, MAX_KEY_FILE_LEN};
 pub use resolve::{
     env_var_names, secret_dirs, Environment, KeyReport, KeySource, Lookup, ProcessEnv, Resolved,
     RetiredReport,

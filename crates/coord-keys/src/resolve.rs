@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use coord_core::{validate_agent_id, AgentKeys, SecretKey};
 use zeroize::Zeroizing;
 
-use crate::file::{read_key_file, trim};
+use crate::file::read_key_file;
 
 /// What the lookup reads from the process: environment variables and the
 /// working directory. Tests substitute their own.
@@ -171,23 +171,33 @@ pub fn env_var_names(agent: &str) -> [String; 2] {
     ]
 }
 
-/// The secret directories searched, in order, for this environment.
+/// The secrets directory searched for this environment (one, as in
+/// gptme-coordination; a Vec so that "none" needs no special case).
 pub fn secret_dirs(env: &impl Environment) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
+    // One directory, chosen as gptme-coordination's resolve_secrets_dir
+    // chooses it: $COORDINATION_SECRETS_DIR (with `~` expanded), else
+    // secrets/coordination under the nearest ancestor holding .git, else
+    // under the working directory. A key missing there is not looked for
+    // anywhere else, so coord and gptme never read different keys.
     if let Some(d) = env
         .var("COORDINATION_SECRETS_DIR")
         .filter(|d| !d.is_empty())
     {
-        dirs.push(PathBuf::from(d));
+        let d = PathBuf::from(d);
+        let home = env.var("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+        return vec![match (d.strip_prefix("~"), home) {
+            (Ok(rest), Some(home)) => home.join(rest),
+            _ => d,
+        }];
     }
-    if let Some(cwd) = env.current_dir() {
-        if let Some(root) = cwd.ancestors().find(|a| a.join(".git").exists()) {
-            dirs.push(root.join("secrets").join("coordination"));
-        }
-        dirs.push(cwd.join("secrets").join("coordination"));
-    }
-    dirs.dedup();
-    dirs
+    let Some(cwd) = env.current_dir() else {
+        return Vec::new();
+    };
+    let base = cwd
+        .ancestors()
+        .find(|a| a.join(".git").exists())
+        .unwrap_or(&cwd);
+    vec![base.join("secrets").join("coordination")]
 }
 
 /// Resolves agents' keys from an [`Environment`].
@@ -227,10 +237,18 @@ impl<E: Environment> Lookup<E> {
 
         let env_hit = env_var_names(agent)
             .into_iter()
-            .find_map(|name| self.env.var(&name).map(|v| (name, v)));
+            // An empty variable is not a key: gptme goes on to the files.
+            .find_map(|name| {
+                self.env
+                    .var(&name)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (name, v))
+            });
         if let Some((name, value)) = env_hit {
+            // Used exactly as it is, as gptme does: only key files are
+            // stripped.
             let value = Zeroizing::new(value.into_encoded_bytes());
-            report.current = SecretKey::new(trim(&value))
+            report.current = SecretKey::new(&value)
                 .map(|k| {
                     let fp = k.fingerprint();
                     current = Some(k);
@@ -398,10 +416,15 @@ mod tests {
                 r.report
             );
         };
-        std::fs::remove_file(repo.join("secrets/coordination/a.secret")).unwrap();
-        check(&env, &k(b'5'));
-        key_file(&repo.join("secrets/coordination"), "a.secret", &k(b'4'));
+        // One directory, as gptme: under the git root when there is one,
+        // and a key missing there is not looked for under the cwd.
         check(&env, &k(b'4'));
+        std::fs::remove_file(repo.join("secrets/coordination/a.secret")).unwrap();
+        assert!(Lookup::new(&env).resolve("a").keys.is_none());
+        key_file(&repo.join("secrets/coordination"), "a.secret", &k(b'4'));
+        std::fs::remove_dir_all(repo.join(".git")).unwrap();
+        check(&env, &k(b'5'));
+        std::fs::create_dir_all(repo.join(".git")).unwrap();
         env.vars.insert(
             "COORDINATION_SECRETS_DIR".into(),
             t.path().join("explicit").display().to_string(),
@@ -412,6 +435,26 @@ mod tests {
             String::from_utf8(k(b'1')).unwrap(),
         );
         check(&env, &k(b'1'));
+        // An empty variable is skipped (gptme goes on to the files), and a
+        // value is used exactly as it is: a trailing newline is key bytes.
+        env.vars
+            .insert("COORDINATION_SECRET_A".into(), String::new());
+        check(&env, &k(b'3'));
+        let mut with_newline = k(b'1');
+        with_newline.push(b'\n');
+        env.vars.insert(
+            "COORDINATION_SECRET_A".into(),
+            String::from_utf8(with_newline.clone()).unwrap(),
+        );
+        check(&env, &with_newline);
+        // `~` in COORDINATION_SECRETS_DIR is the home directory, as
+        // Python's expanduser() reads it.
+        env.vars.remove("COORDINATION_SECRET_A");
+        env.vars
+            .insert("HOME".into(), t.path().display().to_string());
+        env.vars
+            .insert("COORDINATION_SECRETS_DIR".into(), "~/explicit".into());
+        check(&env, &k(b'3'));
     }
 
     #[test]
