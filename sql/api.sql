@@ -67,9 +67,9 @@ BEGIN
                    COALESCE(w.epoch, 0) AS old_epoch,
                    w.expires_at AS old_expiry,
                    CASE WHEN w.task_id IS NULL THEN 'granted'
-                        WHEN w.status = 'claimed' AND w.expires_at > t.now
+                        WHEN w.status = 'claimed' AND w.expires_at >= t.now
                              AND w.claimer IS NOT t.agent THEN 'denied'
-                        WHEN w.status = 'claimed' AND w.expires_at > t.now THEN 'renewed'
+                        WHEN w.status = 'claimed' AND w.expires_at >= t.now THEN 'renewed'
                         ELSE 'granted' END AS outcome
               FROM (SELECT NEW.task_id AS task_id,
                            COALESCE(NEW.claimer, coord_agent()) AS agent,
@@ -94,7 +94,7 @@ BEGIN
                     WHERE (r.outcome = 'renewed' AND work.status = 'claimed'
                            AND work.claimer = r.agent AND work.epoch = r.epoch)
                        OR (r.outcome = 'granted' AND work.epoch = r.epoch - 1
-                           AND NOT (work.status = 'claimed' AND work.expires_at > r.now)));
+                           AND NOT (work.status = 'claimed' AND work.expires_at >= r.now)));
 
     -- grant a task nobody has seen: it starts at epoch 1
     INSERT INTO work(task_id, claimer, epoch, claimed_at, expires_at, status, hmac)
@@ -158,7 +158,7 @@ BEGIN
                 WHEN NEW.epoch IS NOT NULL AND NEW.epoch IS NOT w.epoch THEN 'lost_lease'
                 WHEN w.status IS NOT 'claimed' THEN 'not_claimed'
                 WHEN w.claimer IS NOT t.agent THEN 'not_holder'
-                WHEN w.expires_at IS NULL OR w.expires_at <= t.now THEN 'expired'
+                WHEN w.expires_at IS NULL OR w.expires_at < t.now THEN 'expired'
                 ELSE 'completed' END,
            w.claimer, w.epoch, w.expires_at, t.now
       FROM (SELECT NEW.task_id AS task_id, COALESCE(NEW.claimer, coord_agent()) AS agent,
@@ -208,7 +208,10 @@ BEGIN
       FROM (SELECT NEW.task_id AS task_id, COALESCE(NEW.claimer, coord_agent()) AS agent,
                    datetime('now') AS now) AS t
       LEFT JOIN main.work AS w ON w.task_id = t.task_id;
-    UPDATE work SET status = 'abandoned'
+    -- the row gptme-coordination's abandon writes: no holder, no expiry, no
+    -- MAC, so its list_available() offers the task at once
+    UPDATE work SET status = 'abandoned', claimer = NULL, expires_at = NULL,
+                    completed_at = NULL, hmac = NULL, result = NULL
      WHERE task_id = NEW.task_id
        AND (SELECT outcome FROM temp.coord_result) = 'abandoned'
        AND status = 'claimed'

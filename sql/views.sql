@@ -6,7 +6,8 @@
 DROP VIEW IF EXISTS temp.coord_work;
 CREATE TEMP VIEW coord_work AS
 SELECT task_id, claimer, epoch, claimed_at, expires_at, status,
-       CASE WHEN status = 'claimed' AND (expires_at IS NULL OR expires_at <= datetime('now'))
+       -- live through its expiry second, as gptme-coordination reads it
+       CASE WHEN status = 'claimed' AND (expires_at IS NULL OR expires_at < datetime('now'))
             THEN 'expired' ELSE status END AS state,
        result, metadata, completed_at, hmac,
        verification,

@@ -93,7 +93,8 @@ with tempfile.TemporaryDirectory() as d:
         epochs = sorted(e for (task, e) in grants if task == t)
         if epochs != list(range(1, r["epoch"] + 1)):
             fail(f"{t}: granted epochs {epochs[:5]}... (n={len(epochs)}) but the task is at epoch {r['epoch']}")
-        if r["verification"] != "verified":
+        released = r["status"] == "abandoned" and r["claimer"] is None and r["hmac"] is None
+        if r["verification"] != "verified" and not released:
             fail(f"{t}: {r['verification']}")
 
     msgs = {r["id"]: r for r in conn.execute("SELECT id, sender, recipient, body, verification FROM coord_messages")}

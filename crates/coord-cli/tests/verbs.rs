@@ -550,3 +550,33 @@ fn a_closed_stdout_is_not_a_crash() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn init_on_a_foreign_work_table_says_what_is_missing_and_changes_nothing() {
+    let e = Env::empty();
+    let conn = rusqlite::Connection::open(&e.db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE work(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO work(name) VALUES ('mine');",
+    )
+    .unwrap();
+    drop(conn);
+    let o = e.run(&["init"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("main.work is not gptme-coordination's work table"),
+        "{err}"
+    );
+    assert!(err.contains("lacks task_id, claimer, epoch"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(!err.contains("CREATE TABLE"), "{err}");
+    let conn = rusqlite::Connection::open(&e.db).unwrap();
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names, ["work"]);
+}

@@ -52,6 +52,18 @@ pub enum SqlError {
     /// coord_fail's message, raised from coord's own SQL.
     #[error("{0}")]
     Raised(String),
+    /// A `work` or `messages` table that is not gptme-coordination's.
+    #[error(
+        "coord_init: main.{table} is not gptme-coordination's {table} table: it lacks {missing}; \
+         nothing was changed. coord shares gptme's tables: use another database file for coord \
+         (or rename this table)"
+    )]
+    ForeignTable {
+        /// The table.
+        table: &'static str,
+        /// Its missing columns, comma-separated.
+        missing: String,
+    },
     /// A privileged function was reached from a statement other than a
     /// plain top-level SELECT that names no table (see `caller.rs`).
     #[error(
@@ -391,9 +403,9 @@ fn key_add(state: &Shared, ctx: &Context<'_>) -> rusqlite::Result<String> {
     } else {
         false
     };
-    // The same rule as for key files and variables: surrounding whitespace
-    // (a newline from readfile() or echo) is not part of the key.
-    let key = SecretKey::new(secret.trim_ascii())
+    // The rule for key files (a newline from readfile() is not part of the
+    // key), as gptme strips them.
+    let key = SecretKey::new(coord_keys::strip(secret))
         .map_err(|e| arg_err(F, format!("key for '{agent}' refused: {e}")))?;
     let fp = key.fingerprint();
     let mut st = state.lock();

@@ -153,41 +153,189 @@ impl std::fmt::Display for InitReport {
 }
 
 /// Creates or migrates the persistent schema: gptme-coordination's tables
-/// when missing, their `hmac` column when an older database lacks it, the
-/// gate table and the stored triggers. Idempotent; one transaction.
+/// when missing, their `completed_at` and `hmac` columns when an older
+/// database lacks them, the gate table and the stored triggers.
+///
+/// Writes nothing, and takes no lock, when the schema is already current.
+/// Otherwise it takes the write lock first (`BEGIN IMMEDIATE`, which waits
+/// out the busy timeout; a SAVEPOINT inside a caller's transaction), checks
+/// again and migrates in that one transaction. A `work` or `messages` table
+/// that is not gptme-coordination's is an error naming its missing columns,
+/// and nothing is changed.
 pub fn init(conn: &Connection) -> rusqlite::Result<InitReport> {
     init_schema(conn)
 }
 
+/// The columns gptme-coordination's code reads, per table.
+const GPTME_COLUMNS: &[(&str, &[&str])] = &[
+    (
+        "work",
+        &[
+            "task_id",
+            "claimer",
+            "epoch",
+            "claimed_at",
+            "expires_at",
+            "status",
+            "result",
+            "metadata",
+        ],
+    ),
+    (
+        "messages",
+        &["id", "sender", "recipient", "channel", "body", "created_at"],
+    ),
+];
+
+/// Columns coord adds to an older gptme database (gptme adds the first
+/// itself on open).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("work", "completed_at", "work.completed_at"),
+    ("work", "hmac", "work.hmac"),
+    ("messages", "hmac", "messages.hmac"),
+];
+
+/// The stored triggers of [`TRIGGERS_SQL`], as (name, text SQLite stores).
+/// If this parse ever disagreed with SQLite, every `coord_init()` would
+/// re-create the triggers, which `test_gptme_parity.py` catches (the schema
+/// version must not move on a current schema).
+fn expected_triggers() -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    let mut rest = TRIGGERS_SQL;
+    while let Some(start) = rest.find("CREATE TRIGGER ") {
+        let from = &rest[start..];
+        let Some(end) = from.find("\nEND;") else {
+            break;
+        };
+        let text = &from[..end + "\nEND".len()];
+        let name = text["CREATE TRIGGER ".len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default();
+        out.push((name, text));
+        rest = &from[end..];
+    }
+    out
+}
+
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("SELECT name FROM pragma_table_info(?1, 'main')")?
+        .query_map([table], |r| r.get(0))?
+        .collect()
+}
+
+/// Whether everything [`init`] would create is there, exactly.
+fn schema_current(conn: &Connection) -> rusqlite::Result<bool> {
+    for (table, column, _) in ADDED_COLUMNS {
+        if !columns(conn, table)?.iter().any(|c| c == column) {
+            return Ok(false);
+        }
+    }
+    let stored: std::collections::HashMap<String, Option<String>> = conn
+        .prepare(
+            "SELECT name, sql FROM main.sqlite_schema WHERE type IN ('table', 'index', 'trigger')",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let objects = [
+        "coord_gate",
+        "idx_work_claimer",
+        "idx_work_status",
+        "idx_messages_recipient",
+        "idx_messages_channel",
+        "idx_messages_created",
+    ];
+    if objects.iter().any(|o| !stored.contains_key(*o)) {
+        return Ok(false);
+    }
+    Ok(expected_triggers()
+        .iter()
+        .all(|(name, text)| stored.get(*name).and_then(|s| s.as_deref()) == Some(*text)))
+}
+
+/// Refuses a `work` or `messages` table that gptme-coordination could not
+/// use, before anything is written.
+fn check_gptme_tables(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, wanted) in GPTME_COLUMNS {
+        let have = columns(conn, table)?;
+        if have.is_empty() {
+            continue;
+        }
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| !have.iter().any(|h| h == w))
+            .collect();
+        if !missing.is_empty() {
+            return Err(rusqlite::Error::UserFunctionError(Box::new(
+                functions::SqlError::ForeignTable {
+                    table,
+                    missing: missing.join(", "),
+                },
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn init_schema(conn: &Connection) -> rusqlite::Result<InitReport> {
-    // SAVEPOINT works both at top level and inside a caller's transaction.
-    conn.execute_batch("SAVEPOINT coord_init")?;
+    if schema_current(conn)? {
+        return Ok(InitReport {
+            added_columns: Vec::new(),
+        });
+    }
+    // The write lock before reading what to change: two processes
+    // initialising at once, or a gptme agent writing meanwhile, then wait
+    // for each other (busy timeout) instead of failing at the upgrade.
+    let (begin, commit, rollback) = if conn.is_autocommit() {
+        ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+    } else {
+        (
+            "SAVEPOINT coord_init",
+            "RELEASE coord_init",
+            "ROLLBACK TO coord_init; RELEASE coord_init",
+        )
+    };
+    conn.execute_batch(begin)?;
     let r = (|| {
+        check_gptme_tables(conn)?;
         conn.execute_batch(SCHEMA_SQL)?;
         let mut added = Vec::new();
-        for (table, label) in [("work", "work.hmac"), ("messages", "messages.hmac")] {
-            let has: bool = conn.query_row(
-                "SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'hmac'",
-                [table],
-                |r| r.get::<_, i64>(0).map(|n| n > 0),
-            )?;
-            if !has {
-                conn.execute_batch(&format!("ALTER TABLE main.{table} ADD COLUMN hmac TEXT"))?;
-                added.push(label);
+        for (table, column, label) in ADDED_COLUMNS {
+            if !columns(conn, table)?.iter().any(|c| c == column) {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE main.{table} ADD COLUMN {column} TEXT"
+                ))?;
+                added.push(*label);
             }
         }
-        conn.execute_batch(TRIGGERS_SQL)?;
+        for (name, text) in expected_triggers() {
+            let stored: Option<Option<String>> = conn
+                .query_row(
+                    "SELECT sql FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })?;
+            if stored.flatten().as_deref() != Some(text) {
+                conn.execute_batch(&format!("DROP TRIGGER IF EXISTS main.{name};\n{text};"))?;
+            }
+        }
         Ok(InitReport {
             added_columns: added,
         })
     })();
     match r {
         Ok(rep) => {
-            conn.execute_batch("RELEASE coord_init")?;
+            conn.execute_batch(commit)?;
             Ok(rep)
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO coord_init; RELEASE coord_init");
+            let _ = conn.execute_batch(rollback);
             Err(e)
         }
     }
