@@ -214,12 +214,14 @@ class Claims(Base):
 
     def test_expired_abandoned_and_completed_tasks_go_to_the_next_claimer_with_epoch_plus_1(self):
         conn = self.fresh()
-        claim(conn, "exp", "alice", 0.02)  # 1.2 s
+        # 1.2 s; live through its expiry second (as in gptme), so expired at
+        # most 2.2 s after the claim, since datetime() counts whole seconds
+        claim(conn, "exp", "alice", 0.02)
         claim(conn, "ab", "alice")
         claim(conn, "done", "alice")
         self.assertEqual(op(conn, "coord_abandon", "ab", "alice", 1)["outcome"], "abandoned")
         self.assertEqual(op(conn, "coord_complete", "done", "alice", 1, "ok")["outcome"], "completed")
-        time.sleep(2.1)
+        time.sleep(2.6)
         self.assertEqual(conn.execute("SELECT state FROM coord_work WHERE task_id='exp'").fetchone()[0], "expired")
         # abandon writes gptme's row: no holder left on it
         for t, holder in [("exp", "alice"), ("ab", None), ("done", "alice")]:
@@ -258,7 +260,7 @@ class Claims(Base):
     def test_complete_is_refused_once_the_claim_expired(self):
         conn = self.fresh()
         claim(conn, "t", "alice", 0.02)
-        time.sleep(2.1)
+        time.sleep(2.6)  # see the test above
         r = op(conn, "coord_complete", "t", "alice", 1, None)
         self.assertEqual(r["outcome"], "expired")
         self.assertEqual(conn.execute("SELECT status FROM work").fetchone()[0], "claimed")

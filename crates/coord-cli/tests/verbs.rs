@@ -103,9 +103,10 @@ fn expiry_and_handoff() {
     e.keygen("alice");
     e.keygen("bob");
     e.ok(&["--as", "alice", "claim", "h", "--ttl", "0.02"]);
-    // Time itself is under test: the claim lasts 1.2 s and datetime() has
-    // one-second resolution.
-    std::thread::sleep(std::time::Duration::from_millis(2200));
+    // Time itself is under test: the claim lasts 1.2 s, datetime() has
+    // one-second resolution, and a claim is live through its expiry second
+    // (as in gptme), so it has expired at most 2.2 s after the claim.
+    std::thread::sleep(std::time::Duration::from_millis(2600));
     let expired = e.json(0, &["list", "expired"]);
     assert_eq!(by(&expired, "task_id", "h")["state"], "expired");
     assert_eq!(e.json(0, &["list", "claimed"]).as_array().unwrap().len(), 0);
