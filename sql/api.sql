@@ -242,12 +242,21 @@ BEGIN
      WHERE typeof(NEW.task_id) IS NOT 'text' OR NEW.task_id = '';
     INSERT INTO coord_result(op, task_id, outcome, holder, epoch, now, detail)
     SELECT 'submit', NEW.task_id,
-           CASE WHEN w.task_id IS NULL THEN 'submitted' ELSE 'exists' END,
+           CASE WHEN w.task_id IS NULL THEN 'submitted'
+                WHEN w.status = 'abandoned' THEN 'resubmitted' ELSE 'exists' END,
            w.claimer, COALESCE(w.epoch, 0), datetime('now'),
            CASE WHEN w.task_id IS NULL THEN 'submitted ' || NEW.task_id
+                WHEN w.status = 'abandoned' THEN NEW.task_id || ' was abandoned: available again'
                 ELSE NEW.task_id || ' already exists (' || w.status || ')' END
       FROM (SELECT NULL) LEFT JOIN main.work AS w ON w.task_id = NEW.task_id;
-    INSERT OR IGNORE INTO work(task_id, metadata) VALUES (NEW.task_id, NEW.metadata);
+    INSERT OR IGNORE INTO work(task_id, status, metadata)
+    VALUES (NEW.task_id, 'available', NEW.metadata);
+    -- gptme-coordination's submit: an abandoned task is offered again, its
+    -- epoch kept so the next claim still fences every earlier holder
+    UPDATE work
+       SET status = 'available', claimer = NULL, claimed_at = NULL, expires_at = NULL,
+           completed_at = NULL, result = NULL, metadata = COALESCE(NEW.metadata, metadata)
+     WHERE task_id = NEW.task_id AND status = 'abandoned';
 END;
 
 -- send ------------------------------------------------------------------------

@@ -35,6 +35,8 @@ pub enum Outcome {
     UnknownTask,
     /// A new task was submitted.
     Submitted,
+    /// Submit found the task abandoned and offered it again (as gptme does).
+    Resubmitted,
     /// Submit found the task already there.
     Exists,
     /// A message was sent.
@@ -56,6 +58,7 @@ impl Outcome {
             Outcome::Expired => "expired",
             Outcome::UnknownTask => "unknown_task",
             Outcome::Submitted => "submitted",
+            Outcome::Resubmitted => "resubmitted",
             Outcome::Exists => "exists",
             Outcome::Sent => "sent",
         }
@@ -74,6 +77,7 @@ impl Outcome {
             "expired" => Outcome::Expired,
             "unknown_task" => Outcome::UnknownTask,
             "submitted" => Outcome::Submitted,
+            "resubmitted" => Outcome::Resubmitted,
             "exists" => Outcome::Exists,
             "sent" => Outcome::Sent,
             _ => return None,
@@ -89,6 +93,7 @@ impl Outcome {
                 | Outcome::Completed
                 | Outcome::Abandoned
                 | Outcome::Submitted
+                | Outcome::Resubmitted
                 | Outcome::Exists
                 | Outcome::Sent
         )
