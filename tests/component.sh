@@ -7,7 +7,8 @@
 # Everything it builds or installs goes under target-component/ (ignored),
 # except the extension, built where the rest of the repo expects it
 # (target/release/libcoord.so). The gptme fixture is read from
-# ../shared/fixtures/gptme and copied to a temporary directory first.
+# ../shared/fixtures/gptme and copied to a temporary directory first; a
+# second fixture is written by the vendored gptme-coordination package.
 # Ends with `N passed, N failed`; exits non-zero on any failure.
 set -uo pipefail
 
@@ -99,9 +100,23 @@ if "$PY" tests/component/fixture_rows.py "$FX" "$FX/rows.json"; then
 else
     fail "fixture_rows.py"
 fi
+# A second fixture: every row written by gptme-coordination's own code, one
+# or more per operation, with what gptme's HMAC code says of each.
+GX="$(mktemp -d)"
+trap 'rm -rf "$FX" "$GX"' EXIT
+if "$PY" tests/gptme/write_fixture.py "$GX" && "$PY" tests/component/fixture_rows.py "$GX" "$GX/rows.json"; then
+    ok "gptme-written fixture (every operation) made by the vendored package"
+else
+    fail "tests/gptme/write_fixture.py"
+fi
+FIXTURES=("$FX" "$GX")
+label() { if [[ $1 == "$FX" ]]; then echo "shared fixture"; else echo "gptme-written fixture"; fi; }
 
 # --- the three hosts --------------------------------------------------------
-run_host "python host" "$PY" tests/component/python_host.py "$WASM" tests/vectors.json "$FX"
+for fx in "${FIXTURES[@]}"; do
+    run_host "python host, $(label "$fx")" "$PY" tests/component/python_host.py "$WASM" \
+        tests/vectors.json "$fx"
+done
 
 # npm ci empties node_modules first; skip it when the lock file is unchanged
 # since the last install.
@@ -120,8 +135,10 @@ if [[ -x tests/component/node_modules/.bin/jco && "$(cat "$stamp" 2>/dev/null)" 
         else
             ok "transpiled module imports nothing (no WASI shim)"
         fi
-        run_host "node host" node tests/component/node_host.mjs "$WORK/jco/coord.js" \
-            tests/vectors.json "$FX/rows.json" "$FX/secrets"
+        for fx in "${FIXTURES[@]}"; do
+            run_host "node host, $(label "$fx")" node tests/component/node_host.mjs \
+                "$WORK/jco/coord.js" tests/vectors.json "$fx/rows.json" "$fx/secrets"
+        done
     else
         fail "jco transpile"
     fi
@@ -142,7 +159,10 @@ fi
 if CARGO_TARGET_DIR="$WORK" cargo build --release --locked \
     --manifest-path tests/wasmtime-host/Cargo.toml; then
     ok "rust host builds (wasmtime 48)"
-    run_host "rust host" "$HOST_BIN" check "$WASM" tests/vectors.json "$FX/rows.json" "$FX/secrets"
+    for fx in "${FIXTURES[@]}"; do
+        run_host "rust host, $(label "$fx")" "$HOST_BIN" check "$WASM" tests/vectors.json \
+            "$fx/rows.json" "$fx/secrets"
+    done
     echo "--- bench (informational)"
     "$HOST_BIN" bench "$WASM" || fail "bench"
 else
@@ -152,8 +172,10 @@ fi
 # --- cross-check with the SQLite extension ---------------------------------
 if cargo build --release -p coord-sqlite && [[ -f target/release/libcoord.so ]]; then
     ok "extension built (target/release/libcoord.so)"
-    run_host "cross-check" "$PY" tests/component/crosscheck.py "$WASM" target/release/libcoord \
-        tests/vectors.json "$FX"
+    for fx in "${FIXTURES[@]}"; do
+        run_host "cross-check, $(label "$fx")" "$PY" tests/component/crosscheck.py "$WASM" \
+            target/release/libcoord tests/vectors.json "$fx"
+    done
 else
     fail "cargo build --release -p coord-sqlite"
 fi

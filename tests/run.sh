@@ -56,10 +56,11 @@ suite "build the extension" cargo build --release -p coord-sqlite
 suite "extension in Python's sqlite3" py_suite 'test_extension.py'
 suite "extension in the sqlite3 shell" py_suite 'test_sqlite3_cli.py'
 suite "race of 8 processes" py_suite 'test_race.py'
-suite "beside the gptme-coordination package (parity)" py_suite 'test_gptme_parity.py'
 suite "extension in rusqlite on the system SQLite" \
     cargo test --release --manifest-path tests/rusqlite-host/Cargo.toml
 suite "the coord command" bash tests/cli.sh
+suite "beside gptme-coordination: its own suite three ways, cross-writes, mixed race" \
+    bash tests/gptme/run.sh
 suite "WASI component in three hosts" bash tests/component.sh
 suite "hardening: fuzz, hostile files, crash loop, soak, timing, valgrind" bash tests/hardening/ci.sh
 suite "three-node libSQL cluster" bash tests/cluster.sh

@@ -2,7 +2,7 @@
 ../shared/vendor/gptme-coordination), on one database: the rows and
 decisions where the two once differed (issue 16), each a test.
 
-Run with /usr/bin/python3 -m unittest (see tests/run.sh)."""
+Run by tests/gptme/run.sh (pytest in a venv of Debian's python3)."""
 import multiprocessing
 import os
 import sqlite3
@@ -10,13 +10,10 @@ import sys
 import time
 import unittest
 
-from common import ALICE, BOB, REPO, EnvSandbox, connect, gptme_ref, run_op, write_key
+from harness import REPO, CoordinationDB, WorkClaimManager, auth
 
-VENDOR = REPO.parent / "shared" / "vendor" / "gptme-coordination" / "src"
-sys.path.insert(0, str(VENDOR))
-from gptme_coordination import auth  # noqa: E402
-from gptme_coordination.db import CoordinationDB  # noqa: E402
-from gptme_coordination.work import WorkClaimManager  # noqa: E402
+sys.path.insert(0, str(REPO / "tests" / "extension"))
+from common import ALICE, BOB, EnvSandbox, connect, gptme_ref, run_op, write_key  # noqa: E402
 
 
 def hold_write_lock(path, seconds, ready):
