@@ -145,6 +145,22 @@ def test_gptme_messages_verify_in_coord_for_every_kind_of_send(db):
     assert [(m["body"], m["channel"]) for m in ops] == [("deploy at 5", "ops")]
 
 
+def test_odd_recipients_read_the_same_in_coord_and_in_gptme(db):
+    """gptme signs `recipient or ""` from the value it was given, and checks
+    `recipient or ""` from the value stored. '' signs as ''; 0 is stored as
+    the text '0' (TEXT affinity), which gptme itself no longer verifies:
+    coord must say what gptme says in both cases."""
+    db.bus.send("alice", "to empty", recipient="", secret=KEYS["alice"])
+    db.bus.send("alice", "to zero", recipient=0, secret=KEYS["alice"])
+    db.c.row_factory = sqlite3.Row
+    coord = {r["body"]: (r["recipient"], r["verified"])
+             for r in db.c.execute("SELECT * FROM coord_messages")}
+    gptme = {m.body: (m.recipient, m.verified)
+             for to in ("", "0") for m in db.bus.inbox(to, secrets=KEYS)}
+    assert coord == {"to empty": ("", 1), "to zero": ("0", 0)}
+    assert {k: (r, bool(v)) for k, (r, v) in coord.items()} == gptme
+
+
 # --- coord writes, gptme reads ---------------------------------------------
 
 @pytest.mark.parametrize("surface", ["sql", "cli"])

@@ -50,7 +50,7 @@ pub fn audit(db: &Db, out: Out, strict: bool) -> Result<u8, CliError> {
                 .conn
                 .prepare(
                     "SELECT task_id, claimer, epoch, expires_at,
-                            coord_verify_status(claimer, hmac, claimer, task_id, epoch, expires_at)
+                            coord_claim_status(claimer, hmac, task_id, epoch, expires_at)
                        FROM main.work
                       WHERE claimer IS NOT NULL OR hmac IS NOT NULL
                       ORDER BY rowid",
@@ -83,7 +83,7 @@ pub fn audit(db: &Db, out: Out, strict: bool) -> Result<u8, CliError> {
                 .conn
                 .prepare(
                     "SELECT id, sender, recipient, channel, body,
-                            coord_verify_status(sender, hmac, sender, COALESCE(recipient, ''), channel, body)
+                            coord_message_status(sender, hmac, recipient, channel, body)
                        FROM main.messages ORDER BY id",
                 )
                 .map_err(|e| db.err(e))?;

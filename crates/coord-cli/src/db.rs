@@ -250,7 +250,7 @@ impl Db {
                     added.push(label);
                 }
             }
-            s.sequence(coord_sql::TRIGGERS_SQL)?;
+            s.sequence(&coord_sql::triggers_sql())?;
             s.execute("COMMIT", vec![])?;
             Ok(coord_sql::InitReport {
                 added_columns: added,

@@ -19,7 +19,7 @@ Statements end with ';'. coord's objects on this connection:
   write  INSERT INTO coord_claim(task_id, claimer, ttl_minutes) VALUES (...); also
          coord_complete, coord_abandon, coord_submit, coord_send; then
          SELECT * FROM coord_result
-  funcs  coord_sign, coord_verify_status, coord_key_status, coord_agent, coord_init, ...
+  funcs  coord_sign_claim, coord_claim_status, coord_key_status, coord_agent, coord_init, ...
 Dot-commands: .tables  .help  .quit";
 
 /// Runs every statement in `sql`, printing the rows of those that return

@@ -108,22 +108,26 @@ fn secret_key(agent: &str, mut secret: Vec<u8>) -> Result<SecretKey, Error> {
     key
 }
 
+/// The claim as coord-core's row model signs it.
 fn claim_fields(claim: &Claim) -> [coord_core::Field<'_>; 4] {
-    [
-        coord_core::Field::Text(&claim.claimer),
-        coord_core::Field::Text(&claim.task_id),
-        coord_core::Field::Integer(claim.epoch),
-        coord_core::Field::Text(&claim.expires_at),
-    ]
+    coord_core::Claim::new(
+        &claim.claimer,
+        claim.task_id.as_str(),
+        claim.epoch,
+        claim.expires_at.as_str(),
+    )
+    .into_fields()
 }
 
+/// The message as coord-core's row model signs it.
 fn message_fields(message: &Message) -> [coord_core::Field<'_>; 4] {
-    [
-        coord_core::Field::Text(&message.sender),
-        coord_core::Field::Text(message.recipient.as_deref().unwrap_or("")),
-        coord_core::Field::Text(&message.channel),
-        coord_core::Field::Text(&message.body),
-    ]
+    coord_core::Message::new(
+        &message.sender,
+        message.recipient.as_deref(),
+        message.channel.as_str(),
+        message.body.as_str(),
+    )
+    .into_fields()
 }
 
 fn wit_field(field: coord_core::Field<'_>) -> Field {

@@ -63,6 +63,12 @@ impl SecretKey {
         mac
     }
 
+    /// Signs `row` over its signed fields. The key must be `row.signer()`'s;
+    /// [`crate::Keyring::row_status`] looks the key up by that id.
+    pub fn sign_row(&self, row: &impl crate::SignedRow) -> MacTag {
+        self.sign(row.fields())
+    }
+
     /// The MAC of `canonical(fields)`.
     pub fn sign(&self, fields: &[Field<'_>]) -> MacTag {
         MacTag(self.mac_over(fields).finalize().into_bytes().into())

@@ -183,6 +183,12 @@ impl Keyring {
         self.agents.get(agent)
     }
 
+    /// The status of `row` with stored MAC `mac`, checked with the keys of
+    /// the row's own signer.
+    pub fn row_status(&self, row: &impl crate::SignedRow, mac: Option<&str>) -> Status {
+        status(self.get(row.signer()), mac, row.fields())
+    }
+
     /// The agents that have keys here, in byte order of their ids.
     pub fn agents(&self) -> impl Iterator<Item = &str> {
         self.agents.keys().map(String::as_str)

@@ -11,7 +11,9 @@
 //!   pragma: only top-level SQL and coord's own TEMP objects can;
 //! - nothing that reads keys is DETERMINISTIC: keys rotate.
 
-use coord_core::{canonical, validate_agent_id, EncodeError, Field, SecretKey, Status};
+use coord_core::{
+    canonical, validate_agent_id, Claim, EncodeError, Field, Message, SecretKey, Status,
+};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
@@ -115,6 +117,32 @@ fn fields<'a>(ctx: &'a Context<'_>, from: usize) -> Result<Vec<Field<'a>>, Encod
         .collect()
 }
 
+/// How a function's field arguments become the signed fields: as given
+/// (`coord_sign`, `coord_verify`), or as a row of coord-core's row model,
+/// which alone knows which columns a claim or a message signs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// The fields exactly as given; the agent only picks the key.
+    Fields,
+    /// `claimer, task_id, epoch, expires_at`: a [`Claim`].
+    Claim,
+    /// `sender, recipient, channel, body`: a [`Message`].
+    Message,
+}
+
+impl Shape {
+    /// The signed fields for `agent` and the field arguments `f`. A row
+    /// shape takes exactly three arguments after the agent (the functions
+    /// are registered with that many).
+    fn signed<'a>(self, agent: &'a str, f: Vec<Field<'a>>) -> Vec<Field<'a>> {
+        match (self, f.as_slice()) {
+            (Shape::Claim, &[t, e, x]) => Claim::new(agent, t, e, x).into_fields().to_vec(),
+            (Shape::Message, &[r, c, b]) => Message::new(agent, r, c, b).into_fields().to_vec(),
+            _ => f,
+        }
+    }
+}
+
 /// An agent id argument: TEXT, valid UTF-8. `None` for NULL.
 fn agent_arg<'a>(
     ctx: &'a Context<'_>,
@@ -137,9 +165,11 @@ fn required_agent<'a>(ctx: &'a Context<'_>, func: &'static str) -> rusqlite::Res
     agent_arg(ctx, 0, func)?.ok_or_else(|| arg_err(func, "agent_id is NULL"))
 }
 
-/// The status of a row: the shared rule of coord_verify and
-/// coord_verify_status. Never an error: bad data reads as not verified.
-fn verify_status(state: &Shared, ctx: &Context<'_>) -> Status {
+/// The status of a row: the shared rule of coord_verify,
+/// coord_verify_status, coord_claim_status and coord_message_status
+/// (arguments: agent, MAC, fields). Never an error: bad data reads as not
+/// verified.
+fn verify_status(state: &Shared, ctx: &Context<'_>, shape: Shape) -> Status {
     let mac = match ctx.get_raw(1) {
         ValueRef::Null => None,
         ValueRef::Text(t) => match std::str::from_utf8(t) {
@@ -169,7 +199,9 @@ fn verify_status(state: &Shared, ctx: &Context<'_>) -> Status {
             }
         });
     };
-    state.lock().verify(agent, mac, &fields)
+    state
+        .lock()
+        .verify(agent, mac, &shape.signed(agent, fields))
 }
 
 /// A MAC handed to SQLite straight from the stack (SQLite copies it).
@@ -201,6 +233,7 @@ fn sign(
     ctx: &Context<'_>,
     func: &'static str,
     how: Signer,
+    shape: Shape,
 ) -> rusqlite::Result<Option<SqlMac>> {
     let agent = required_agent(ctx, func)?;
     if let Err(e) = validate_agent_id(agent) {
@@ -210,6 +243,7 @@ fn sign(
         require_direct(ctx, func)?;
     }
     let fields = fields(ctx, 1).map_err(|source| user(SqlError::Encode { func, source }))?;
+    let fields = shape.signed(agent, fields);
     let mut st = state.lock();
     if let Some(mac) = st.with_keys(agent, |k| {
         k.and_then(|k| k.current.as_ref())
@@ -229,6 +263,19 @@ fn sign(
         reason,
     }))
 }
+
+/// The write API's signers for a connection whose signer name is `internal`,
+/// with the placeholder each replaces in sql/api.sql.
+pub(crate) fn internal_signers(internal: &str) -> [(String, Shape); 2] {
+    [
+        (format!("{internal}_claim"), Shape::Claim),
+        (format!("{internal}_message"), Shape::Message),
+    ]
+}
+
+/// The names sql/api.sql calls its signers by; each is replaced by this
+/// connection's random name before the SQL runs.
+pub(crate) const SIGNER_PLACEHOLDERS: [&str; 2] = ["coord_signer_claim(", "coord_signer_message("];
 
 /// A fresh name for the write API's signer (see [`register`]): 128 random
 /// bits drawn for this connection.
@@ -271,7 +318,7 @@ pub(crate) fn register(conn: &Connection, state: &Shared, internal: &str) -> rus
         if ctx.is_empty() {
             return Err(arg_err("coord_sign", "needs an agent_id"));
         }
-        sign(&s, ctx, "coord_sign", Signer::Strict)
+        sign(&s, ctx, "coord_sign", Signer::Strict, Shape::Fields)
     })?;
 
     let s = state.clone();
@@ -279,30 +326,43 @@ pub(crate) fn register(conn: &Connection, state: &Shared, internal: &str) -> rus
         if ctx.is_empty() {
             return Err(arg_err("coord_try_sign", "needs an agent_id"));
         }
-        sign(&s, ctx, "coord_try_sign", Signer::Try)
+        sign(&s, ctx, "coord_try_sign", Signer::Try, Shape::Fields)
     })?;
 
-    // The signer of coord's own write API (sql/api.sql). A stored CHECK
-    // constraint can name any function and SQLite 3.40 runs it from every
-    // write to its table, DIRECTONLY or not, which is why the public signing
-    // functions scan for planted calls. This one is not scanned: its name
-    // holds 128 random bits drawn for this connection and appears only in
-    // this connection's TEMP schema, which nothing stored in a database file
-    // can read, so no planted object can call it.
     let s = state.clone();
-    conn.create_scalar_function(internal, -1, direct, move |ctx| {
-        if ctx.is_empty() {
-            return Err(arg_err("coord_try_sign", "needs an agent_id"));
-        }
-        sign(&s, ctx, "coord_try_sign", Signer::Internal)
+    conn.create_scalar_function("coord_sign_claim", 4, direct, move |ctx| {
+        sign(&s, ctx, "coord_sign_claim", Signer::Strict, Shape::Claim)
     })?;
+
+    let s = state.clone();
+    conn.create_scalar_function("coord_sign_message", 4, direct, move |ctx| {
+        sign(
+            &s,
+            ctx,
+            "coord_sign_message",
+            Signer::Strict,
+            Shape::Message,
+        )
+    })?;
+
+    // The signers of coord's own write API (sql/api.sql), one per kind of
+    // row. Not checked by the direct-call rule: their names hold 128
+    // random bits drawn for this connection and appear only in this
+    // connection's TEMP schema, which nothing stored in a database file can
+    // read, so no planted object can call them.
+    for (name, shape) in internal_signers(internal) {
+        let s = state.clone();
+        conn.create_scalar_function(name.as_str(), 4, direct, move |ctx| {
+            sign(&s, ctx, "coord_try_sign", Signer::Internal, shape)
+        })?;
+    }
 
     let s = state.clone();
     conn.create_scalar_function("coord_verify", -1, reads_keys, move |ctx| {
         if ctx.len() < 2 {
             return Err(arg_err("coord_verify", "needs agent_id and mac"));
         }
-        Ok(verify_status(&s, ctx).is_authentic())
+        Ok(verify_status(&s, ctx, Shape::Fields).is_authentic())
     })?;
 
     let s = state.clone();
@@ -310,7 +370,17 @@ pub(crate) fn register(conn: &Connection, state: &Shared, internal: &str) -> rus
         if ctx.len() < 2 {
             return Err(arg_err("coord_verify_status", "needs agent_id and mac"));
         }
-        Ok(verify_status(&s, ctx).as_str())
+        Ok(verify_status(&s, ctx, Shape::Fields).as_str())
+    })?;
+
+    let s = state.clone();
+    conn.create_scalar_function("coord_claim_status", 5, reads_keys, move |ctx| {
+        Ok(verify_status(&s, ctx, Shape::Claim).as_str())
+    })?;
+
+    let s = state.clone();
+    conn.create_scalar_function("coord_message_status", 5, reads_keys, move |ctx| {
+        Ok(verify_status(&s, ctx, Shape::Message).as_str())
     })?;
 
     let s = state.clone();

@@ -7,7 +7,7 @@
 //! built-in-SQL triggers). The operations in [`ops`] run the write API
 //! inside `BEGIN IMMEDIATE` and return typed outcomes.
 //!
-//! The SQL lives in `sql/*.sql` at the repository root.
+//! The SQL lives in `sql/*.sql` beside this crate's `src/`.
 
 mod caller;
 mod functions;
@@ -15,19 +15,20 @@ mod guard;
 pub mod ops;
 mod state;
 
+use coord_core::{Claim, Message};
 use rusqlite::Connection;
 
 pub use caller::NotDirect;
 pub use functions::SqlError;
 
 /// gptme-coordination's tables and coord's gate table.
-pub const SCHEMA_SQL: &str = include_str!("../../../sql/schema.sql");
-/// Stored triggers, built-in SQL only.
-pub const TRIGGERS_SQL: &str = include_str!("../../../sql/triggers.sql");
+pub const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
+/// Stored triggers, built-in SQL only, with holes for the signed columns.
+const TRIGGERS_TEMPLATE: &str = include_str!("../sql/triggers.sql");
 /// TEMP verifying views.
-pub const VIEWS_SQL: &str = include_str!("../../../sql/views.sql");
+pub const VIEWS_SQL: &str = include_str!("../sql/views.sql");
 /// TEMP write API.
-pub const API_SQL: &str = include_str!("../../../sql/api.sql");
+pub const API_SQL: &str = include_str!("../sql/api.sql");
 
 /// Registers coord's functions and creates its TEMP views and write API on
 /// `conn`. Writes nothing to the database file. If `$COORDINATION_AGENT` is
@@ -61,7 +62,9 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             // destructors when the connection closes: a segfault found by
             // tests/hardening/test_hostile.py).
             unregister(conn);
-            let _ = conn.remove_function(signer.as_str(), -1);
+            for (name, _) in functions::internal_signers(&signer) {
+                let _ = conn.remove_function(name.as_str(), 4);
+            }
             guard::remove(conn);
         }
     }
@@ -94,14 +97,18 @@ fn register_with(conn: &Connection, state: &state::Shared, signer: &str) -> rusq
 }
 
 /// Every function [`register`] adds, with its number of arguments (-1: any),
-/// besides the write API's signer, whose name is drawn per connection.
+/// besides the write API's signers, whose names are drawn per connection.
 pub const FUNCTIONS: &[(&str, i32)] = &[
     ("coord_version", 0),
     ("coord_canonical", -1),
     ("coord_sign", -1),
     ("coord_try_sign", -1),
+    ("coord_sign_claim", 4),
+    ("coord_sign_message", 4),
     ("coord_verify", -1),
     ("coord_verify_status", -1),
+    ("coord_claim_status", 5),
+    ("coord_message_status", 5),
     ("coord_can_sign", 1),
     ("coord_key_status", 1),
     ("coord_key_add", 2),
@@ -128,7 +135,38 @@ pub fn unregister(conn: &Connection) {
 /// the write API signing through this connection's internal signer.
 fn create_temp(conn: &Connection, signer: &str) -> rusqlite::Result<()> {
     conn.execute_batch(VIEWS_SQL)?;
-    conn.execute_batch(&API_SQL.replace("coord_try_sign(", &format!("{signer}(")))
+    let mut api = API_SQL.to_owned();
+    for (placeholder, (name, _)) in functions::SIGNER_PLACEHOLDERS
+        .iter()
+        .zip(functions::internal_signers(signer))
+    {
+        api = api.replace(placeholder, &format!("{name}("));
+    }
+    conn.execute_batch(&api)
+}
+
+/// The stored triggers: built-in SQL only, so they run in every client.
+/// Which columns clear a stale MAC comes from coord-core's row model.
+pub fn triggers_sql() -> String {
+    TRIGGERS_TEMPLATE
+        .replace("{claim_columns}", &Claim::COLUMNS.join(", "))
+        .replace("{claim_changed}", &changed(&Claim::COLUMNS))
+        .replace("{message_columns}", &Message::COLUMNS.join(", "))
+        .replace("{message_changed}", &changed(&Message::COLUMNS))
+}
+
+/// `NEW.c IS NOT OLD.c OR ...` for `columns`, two to a line.
+fn changed(columns: &[&str]) -> String {
+    columns
+        .chunks(2)
+        .map(|pair| {
+            pair.iter()
+                .map(|c| format!("NEW.{c} IS NOT OLD.{c}"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n      OR ")
 }
 
 /// What [`init`] did.
@@ -195,13 +233,14 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("messages", "hmac", "messages.hmac"),
 ];
 
-/// The stored triggers of [`TRIGGERS_SQL`], as (name, text SQLite stores).
+/// The stored triggers of [`triggers_sql`], as (name, text SQLite stores).
 /// If this parse ever disagreed with SQLite, every `coord_init()` would
-/// re-create the triggers, which `test_gptme_parity.py` catches (the schema
-/// version must not move on a current schema).
-fn expected_triggers() -> Vec<(&'static str, &'static str)> {
+/// re-create the triggers, which tests/gptme/test_parity.py catches (the
+/// schema version must not move on a current schema).
+fn expected_triggers() -> Vec<(String, String)> {
+    let all = triggers_sql();
     let mut out = Vec::new();
-    let mut rest = TRIGGERS_SQL;
+    let mut rest = all.as_str();
     while let Some(start) = rest.find("CREATE TRIGGER ") {
         let from = &rest[start..];
         let Some(end) = from.find("\nEND;") else {
@@ -212,7 +251,7 @@ fn expected_triggers() -> Vec<(&'static str, &'static str)> {
             .split_whitespace()
             .next()
             .unwrap_or_default();
-        out.push((name, text));
+        out.push((name.to_owned(), text.to_owned()));
         rest = &from[end..];
     }
     out
@@ -250,7 +289,7 @@ fn schema_current(conn: &Connection) -> rusqlite::Result<bool> {
     }
     Ok(expected_triggers()
         .iter()
-        .all(|(name, text)| stored.get(*name).and_then(|s| s.as_deref()) == Some(*text)))
+        .all(|(name, text)| stored.get(name).and_then(|s| s.as_deref()) == Some(text.as_str())))
 }
 
 /// Refuses a `work` or `messages` table that gptme-coordination could not
@@ -313,7 +352,7 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<InitReport> {
             let stored: Option<Option<String>> = conn
                 .query_row(
                     "SELECT sql FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1",
-                    [name],
+                    [&name],
                     |r| r.get(0),
                 )
                 .map(Some)
@@ -321,7 +360,7 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<InitReport> {
                     rusqlite::Error::QueryReturnedNoRows => Ok(None),
                     e => Err(e),
                 })?;
-            if stored.flatten().as_deref() != Some(text) {
+            if stored.flatten().as_deref() != Some(text.as_str()) {
                 conn.execute_batch(&format!("DROP TRIGGER IF EXISTS main.{name};\n{text};"))?;
             }
         }

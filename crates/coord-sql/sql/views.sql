@@ -13,7 +13,7 @@ SELECT task_id, claimer, epoch, claimed_at, expires_at, status,
        verification,
        verification IN ('verified', 'retired_key') AS verified
 FROM (SELECT w.*,
-             coord_verify_status(w.claimer, w.hmac, w.claimer, w.task_id, w.epoch, w.expires_at)
+             coord_claim_status(w.claimer, w.hmac, w.task_id, w.epoch, w.expires_at)
                AS verification
       FROM main.work AS w);
 
@@ -23,7 +23,7 @@ SELECT id, sender, recipient, channel, body, created_at, hmac,
        verification,
        verification IN ('verified', 'retired_key') AS verified
 FROM (SELECT m.*,
-             coord_verify_status(m.sender, m.hmac, m.sender, COALESCE(m.recipient, ''), m.channel, m.body)
+             coord_message_status(m.sender, m.hmac, m.recipient, m.channel, m.body)
                AS verification
       FROM main.messages AS m);
 

@@ -7,12 +7,14 @@
 -- atomic, and a concurrent commit makes it fail with SQLITE_BUSY rather than
 -- succeed on stale data.
 --
--- Signing happens here, as the claimer or sender, with coord_try_sign: the
--- row gets a MAC when this connection holds that agent's key, and NULL
--- (never a stale MAC) when it does not. coord-sql rewrites each
--- `coord_try_sign(` below to this connection's internal signer, whose name
--- is random (see functions.rs), so no object stored in a database can call
--- it.
+-- Signing happens here, as the claimer or sender: coord_signer_claim(claimer,
+-- task_id, epoch, expires_at) and coord_signer_message(sender, recipient,
+-- channel, body) sign the row as coord-core's row model defines it, giving
+-- a MAC when this connection holds that agent's key and NULL (never a stale
+-- MAC) when it does not. Those two names are placeholders: coord-sql
+-- replaces them with this connection's internal signers, whose names are
+-- random (see functions.rs), so no object stored in a database can call
+-- them.
 
 DROP TABLE IF EXISTS temp.coord_result;
 CREATE TEMP TABLE coord_result (
@@ -87,7 +89,7 @@ BEGIN
                    r.expires_at, 'claimed',
                    CASE r.outcome WHEN 'granted' THEN NULL ELSE work.completed_at END,
                    CASE r.outcome WHEN 'granted' THEN NULL ELSE work.result END,
-                   coord_try_sign(r.agent, r.agent, r.task_id, r.epoch, r.expires_at)
+                   coord_signer_claim(r.agent, r.task_id, r.epoch, r.expires_at)
               FROM coord_result AS r)
      WHERE task_id = NEW.task_id
        AND EXISTS (SELECT 1 FROM coord_result AS r
@@ -99,7 +101,7 @@ BEGIN
     -- grant a task nobody has seen: it starts at epoch 1
     INSERT INTO work(task_id, claimer, epoch, claimed_at, expires_at, status, hmac)
     SELECT task_id, agent, 1, now, expires_at, 'claimed',
-           coord_try_sign(agent, agent, task_id, 1, expires_at)
+           coord_signer_claim(agent, task_id, 1, expires_at)
       FROM coord_result
      -- (reading the decision, not main.work, spares SQLite a temporary copy
      -- of the SELECT it makes when an INSERT reads the table it fills)
@@ -277,7 +279,7 @@ BEGIN
      WHERE NEW.channel IS NOT NULL AND typeof(NEW.channel) IS NOT 'text';
     INSERT INTO messages(sender, recipient, channel, body, hmac)
     SELECT s, NEW.recipient, c, NEW.body,
-           coord_try_sign(s, s, COALESCE(NEW.recipient, ''), c, NEW.body)
+           coord_signer_message(s, NEW.recipient, c, NEW.body)
       FROM (SELECT COALESCE(NEW.sender, coord_agent()) AS s, COALESCE(NEW.channel, 'general') AS c);
     INSERT INTO coord_result(op, agent, outcome, now, signed, message_id, detail)
     SELECT 'send', m.sender, 'sent', m.created_at, m.hmac IS NOT NULL, m.id,

@@ -1,16 +1,17 @@
 -- coord's stored triggers. Built-in SQL only (no coord function), so they
 -- run in every client, with or without coord loaded. Run by coord_init()
--- after schema.sql and after the `hmac` columns exist.
+-- after schema.sql and after the `hmac` columns exist. The {..._columns}
+-- and {..._changed} holes are filled from coord-core's row model (Claim and
+-- Message), which alone says which columns a row signs.
 
 -- A write that changes a claim's signed fields but leaves the old MAC in
 -- place would leave a MAC that no longer matches: clear it, so the row reads
 -- as unsigned instead of keeping a signature it does not have.
 DROP TRIGGER IF EXISTS coord_work_stale_mac;
 CREATE TRIGGER coord_work_stale_mac
-AFTER UPDATE OF claimer, task_id, epoch, expires_at ON work
+AFTER UPDATE OF {claim_columns} ON work
 WHEN NEW.hmac IS NOT NULL AND NEW.hmac IS OLD.hmac
- AND (NEW.claimer IS NOT OLD.claimer OR NEW.task_id IS NOT OLD.task_id
-      OR NEW.epoch IS NOT OLD.epoch OR NEW.expires_at IS NOT OLD.expires_at)
+ AND ({claim_changed})
 BEGIN
     UPDATE work SET hmac = NULL WHERE rowid = NEW.rowid;
 END;
@@ -26,10 +27,9 @@ END;
 
 DROP TRIGGER IF EXISTS coord_messages_stale_mac;
 CREATE TRIGGER coord_messages_stale_mac
-AFTER UPDATE OF sender, recipient, channel, body ON messages
+AFTER UPDATE OF {message_columns} ON messages
 WHEN NEW.hmac IS NOT NULL AND NEW.hmac IS OLD.hmac
- AND (NEW.sender IS NOT OLD.sender OR NEW.recipient IS NOT OLD.recipient
-      OR NEW.channel IS NOT OLD.channel OR NEW.body IS NOT OLD.body)
+ AND ({message_changed})
 BEGIN
     UPDATE messages SET hmac = NULL WHERE id = NEW.id;
 END;
