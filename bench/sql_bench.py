@@ -5,8 +5,6 @@ measured in the same run. Run by bench/run.sh with Debian's /usr/bin/python3
 
 Prints one JSON object on stdout (results), progress on stderr.
 """
-import base64
-import hashlib
 import hmac
 import json
 import os
@@ -26,6 +24,8 @@ ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 CLAIMS = int(os.environ.get("BENCH_CLAIMS", "20000"))
 KEYS = {f"agent-{i}": f"agent-{i}-secret-0123456789abcdef0123456789abcdef".encode() for i in range(4)}
 EXPIRES = "2026-11-27 07:05:03"
+sys.path.insert(0, str(REPO / "tests" / "python"))
+import gptme_ref  # noqa: E402  (gptme-coordination's rule, the one reference)
 
 
 def log(*a):
@@ -61,8 +61,7 @@ def py_mac(agent, *fields):
     key = KEYS.get(agent)
     if key is None:
         return None
-    msg = json.dumps(list(fields), sort_keys=True, separators=(",", ":")).encode()
-    return base64.b64encode(hmac.new(key, msg, hashlib.sha256).digest()).decode()
+    return gptme_ref.sign(key, fields)
 
 
 def py_verify(agent, mac, *fields):

@@ -7,7 +7,7 @@
 # Everything it builds or installs goes under target-component/ (ignored),
 # except the extension, built where the rest of the repo expects it
 # (target/release/libcoord.so). The gptme fixture is read from
-# ../shared/fixtures/gptme and copied to a temporary directory first; a
+# tests/fixtures/gptme and copied to a temporary directory first; a
 # second fixture is written by the vendored gptme-coordination package.
 # Ends with `N passed, N failed`; exits non-zero on any failure.
 set -uo pipefail
@@ -15,7 +15,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
 WORK="$ROOT/target-component"
-FIXTURE="$ROOT/../shared/fixtures/gptme"
+FIXTURE="$ROOT/tests/fixtures/gptme"
 WASM="$WORK/wasm32-wasip2/component/coord_component.wasm"
 HOST_BIN="$WORK/release/coord-wasmtime-host"
 MAX_SIZE=153600 # 150 KiB
@@ -73,7 +73,7 @@ else
     fail "not a component: $(head -c 8 "$WASM" | od -An -tx1)"
 fi
 
-# --- the fixture, copied (shared/ is read-only) ----------------------------
+# --- the fixture, copied (tests open copies, never the original) ---------
 FX="$(mktemp -d)"
 trap 'rm -rf "$FX"' EXIT
 if [[ -f "$FIXTURE/coord.db" ]]; then

@@ -2,7 +2,7 @@
 
 usage: fixture_rows.py FIXTURE_DIR OUT.json
 
-FIXTURE_DIR is a copy of ../shared/fixtures/gptme (coord.db, expected.json).
+FIXTURE_DIR is a copy of tests/fixtures/gptme (coord.db, expected.json).
 """
 import json
 import sqlite3

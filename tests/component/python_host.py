@@ -2,12 +2,11 @@
 
 usage: python_host.py COMPONENT VECTORS FIXTURE_DIR
 
-FIXTURE_DIR is a writable copy of ../shared/fixtures/gptme. Prints ok/FAIL
+FIXTURE_DIR is a writable copy of tests/fixtures/gptme. Prints ok/FAIL
 lines and `python host: N passed, N failed`; exits 1 on any failure.
 """
 import hashlib
 import hmac
-import base64
 import json
 import sqlite3
 import sys
@@ -15,13 +14,15 @@ from pathlib import Path
 
 from coord_wasm import CoordError, Signing, Tally, claim, message
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+import gptme_ref  # noqa: E402
+
 ALICE = b"alice-secret-0123456789abcdef0123456789abcdef"
 
 
 def reference_mac(key: bytes, fields: list) -> str:
-    """gptme-coordination's rule, with Python's standard library."""
-    canonical = json.dumps(list(fields), sort_keys=True, separators=(",", ":")).encode()
-    return base64.b64encode(hmac.new(key, canonical, hashlib.sha256).digest()).decode()
+    """gptme-coordination's rule, from the one reference (tests/python)."""
+    return gptme_ref.sign(key, fields)
 
 
 def vector_keys(v: dict) -> list:

@@ -14,7 +14,7 @@ sys.path.insert(0, str(REPO / "tests" / "python"))
 import gptme_ref  # noqa: E402
 
 EXT = os.environ.get("COORD_EXT", str(REPO / "target" / "release" / "libcoord"))
-FIXTURE = pathlib.Path(os.environ.get("COORD_FIXTURE", REPO.parent / "shared" / "fixtures" / "gptme"))
+FIXTURE = pathlib.Path(os.environ.get("COORD_FIXTURE", REPO / "tests" / "fixtures" / "gptme"))
 VECTORS = json.loads((REPO / "tests" / "vectors.json").read_text())
 
 ALICE = b"alice-test-key-0123456789abcdef0123456789abcdef"

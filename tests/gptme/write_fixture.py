@@ -1,4 +1,4 @@
-"""Writes a fixture directory the way ../shared/fixtures/gptme is laid out
+"""Writes a fixture directory the way tests/fixtures/gptme is laid out
 (coord.db, secrets/, expected.json), every row written by the vendored
 gptme-coordination package itself, one or more rows per operation: claim
 (new, submitted, renewed, completed, reclaimed after completion, abandon

@@ -8,18 +8,10 @@ Every host's tests read the file this writes; run it again only to add
 vectors, never to make a failing host pass.
 """
 import base64
-import hashlib
-import hmac
 import json
 import pathlib
 
-
-def canonical(fields):
-    return json.dumps(list(fields), sort_keys=True, separators=(",", ":")).encode()
-
-
-def mac(key: bytes, fields) -> str:
-    return base64.b64encode(hmac.new(key, canonical(fields), hashlib.sha256).digest()).decode()
+from gptme_ref import canonical, sign as mac
 
 
 KEYS = {
@@ -100,12 +92,11 @@ def main():
         else:
             signer, idx, *rest = src
             signed = rest[0] if rest and rest[0] is not None else fields
-            raw = hmac.new(key_bytes(signer, idx), canonical(signed), hashlib.sha256).digest()
-            m = base64.b64encode(raw).decode()
+            m = mac(key_bytes(signer, idx), signed)
             if len(rest) > 1 and rest[1] == "strip":
                 m = m.rstrip("=")
             elif len(rest) > 1 and rest[1] == "hex":
-                m = raw.hex()
+                m = base64.b64decode(m).hex()
         out["verify"].append({"description": desc, "agent": agent, "fields": fields, "mac": m, "status": status})
     path = pathlib.Path(__file__).resolve().parent.parent / "vectors.json"
     path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")

@@ -15,9 +15,9 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The read-only gptme-coordination fixture, beside the repository.
+/// The gptme-coordination fixture (tests/fixtures/gptme); tests copy it first.
 pub fn fixture_dir() -> PathBuf {
-    repo_root().join("../shared/fixtures/gptme")
+    repo_root().join("tests/fixtures/gptme")
 }
 
 pub struct Env {
