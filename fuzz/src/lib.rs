@@ -324,7 +324,7 @@ pub fn check_mac(data: &[u8]) {
 // ---------------------------------------------------------------------------
 // agent_id: what may name a key file
 
-/// Invisible and formatting characters of README "Keys", as ranges.
+/// Invisible and formatting characters (docs/keys.md, SECURITY.md), as ranges.
 const INVISIBLE: &[(u32, u32)] = &[
     (0xa0, 0xa0),
     (0xad, 0xad),
@@ -354,7 +354,7 @@ fn in_ranges(c: char, ranges: &[(u32, u32)]) -> bool {
         .any(|&(lo, hi)| (lo..=hi).contains(&(c as u32)))
 }
 
-/// The rule of README "Keys", written out independently.
+/// The agent id rule of docs/keys.md, written out independently.
 pub fn reference_agent_ok(id: &str) -> bool {
     let latin = id
         .chars()
@@ -382,7 +382,7 @@ pub fn reference_agent_ok(id: &str) -> bool {
 }
 
 /// Properties of agent-id validation:
-/// - it accepts exactly what the README's rule accepts;
+/// - it accepts exactly what the rule of docs/keys.md accepts;
 /// - an accepted id joined as `<dir>/<id>.secret` names a file directly in
 ///   `<dir>`: one normal component, never `..`, never absolute;
 /// - the environment variable names built from it contain no `=` or NUL,

@@ -378,7 +378,7 @@ class Hostile(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr[-2000:])
         self.assertIn("refused: error during initialization: malformed database schema", p.stdout)
 
-    # -- what a MAC does not prove (README): documented, and held to -----------
+    # -- what a MAC does not prove (SECURITY.md): documented, and held to ---------
 
     def test_moved_and_replayed_rows(self):
         self.plant()

@@ -1,4 +1,4 @@
-//! coord's SQL functions. Each is documented in the README ("SQL API") with
+//! coord's SQL functions. Each is documented in docs/sql.md with
 //! its arguments, NULL handling, errors and flags.
 //!
 //! Flags, on purpose:
