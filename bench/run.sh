@@ -20,8 +20,8 @@ fi
 
 echo "== building" >&2
 cargo build --release -p coord-sqlite >&2
-cargo build --release --manifest-path bench/Cargo.toml --example instr >&2
-instr=bench/target/release/examples/instr
+cargo build --release -p coord-bench --example instr >&2
+instr=target/release/examples/instr
 
 echo "== 1. core: criterion" >&2
 cargo bench --manifest-path bench/Cargo.toml --bench core >&2

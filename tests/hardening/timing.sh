@@ -12,8 +12,8 @@ if ! command -v valgrind >/dev/null; then
     apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
 fi
 n=${1:-2000}
-cargo build --release -q --manifest-path tests/hardening/timing/Cargo.toml
-bin=tests/hardening/timing/target/release/coord-verify-timing
+cargo build --release -q -p coord-bench --example instr
+bin=target/release/examples/instr
 count() {
     valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 |
         sed -n 's/.*I *refs: *\([0-9,]*\).*/\1/p' | tr -d ,
