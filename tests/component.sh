@@ -4,9 +4,10 @@
 #
 #   bash tests/component.sh        (from the repo root; installs what it needs)
 #
-# Everything it builds or installs goes under target-component/ (ignored),
-# except the extension, built where the rest of the repo expects it
-# (target/release/libcoord.so). The gptme fixture is read from
+# Everything it builds goes under target-component/ (ignored), except the
+# extension, built where the rest of the repo expects it
+# (target/release/libcoord.so). tests/setup.sh installs what it uses (the
+# wasm32-wasip2 target, target/venv with wasmtime, jco from npm). The gptme fixture is read from
 # tests/fixtures/gptme and copied to a temporary directory first; a
 # second fixture is written by the vendored gptme-coordination package.
 # Ends with `N passed, N failed`; exits non-zero on any failure.
@@ -54,9 +55,8 @@ finish() {
 }
 
 # --- toolchain and the component -------------------------------------------
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
-    rustup target add wasm32-wasip2 || { fail "rustup target add wasm32-wasip2"; finish; }
-fi
+rustup target list --installed | grep -qx wasm32-wasip2 ||
+    { fail "no wasm32-wasip2 target: run tests/setup.sh"; finish; }
 if CARGO_TARGET_DIR="$WORK" cargo build -p coord-component --target wasm32-wasip2 \
     --profile component; then
     ok "component builds with plain cargo for wasm32-wasip2"
@@ -82,18 +82,12 @@ else
     fail "fixture not found at $FIXTURE"
 fi
 
-# --- Python: a venv from Debian's python3, whose sqlite3 loads extensions --
-PY="$WORK/venv/bin/python"
-if [[ ! -x $PY ]]; then
-    /usr/bin/python3 -m venv "$WORK/venv" || {
-        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null \
-            && /usr/bin/python3 -m venv "$WORK/venv"
-    }
-fi
-if "$PY" -m pip install -q -r tests/component/requirements.txt; then
-    ok "python venv with $(cat tests/component/requirements.txt)"
+# --- Python: tests/setup.sh's venv of Debian's python3 (its sqlite3 loads extensions)
+PY="$ROOT/target/venv/bin/python"
+if "$PY" -c 'import wasmtime' 2>/dev/null; then
+    ok "python venv with wasmtime $("$PY" -c 'import importlib.metadata as m; print(m.version("wasmtime"))')"
 else
-    fail "pip install -r tests/component/requirements.txt"
+    fail "no wasmtime in target/venv: run tests/setup.sh"
 fi
 if "$PY" tests/component/fixture_rows.py "$FX" "$FX/rows.json"; then
     ok "fixture rows dumped for the hosts without SQLite"
@@ -118,14 +112,8 @@ for fx in "${FIXTURES[@]}"; do
         tests/vectors.json "$fx"
 done
 
-# npm ci empties node_modules first; skip it when the lock file is unchanged
-# since the last install.
-lock_sum=$(sha256sum tests/component/package-lock.json | cut -d' ' -f1)
-stamp=tests/component/node_modules/.coord-lock-sha256
-if [[ -x tests/component/node_modules/.bin/jco && "$(cat "$stamp" 2>/dev/null)" == "$lock_sum" ]] \
-    || { (cd tests/component && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
-        && echo "$lock_sum" >"$stamp"; }; then
-    ok "npm ci (jco pinned by tests/component/package-lock.json)"
+if [[ -x tests/component/node_modules/.bin/jco ]]; then
+    ok "jco installed (pinned by tests/component/package-lock.json)"
     JCO="$ROOT/tests/component/node_modules/.bin/jco"
     rm -rf "$WORK/jco"
     if "$JCO" transpile "$WASM" -o "$WORK/jco" --name coord >/dev/null; then
@@ -152,7 +140,7 @@ if [[ -x tests/component/node_modules/.bin/jco && "$(cat "$stamp" 2>/dev/null)" 
         fail "jco wit: unexpected world"
     fi
 else
-    fail "npm ci in tests/component"
+    fail "no jco in tests/component/node_modules: run tests/setup.sh"
 fi
 
 # The Rust host: its own workspace and Cargo.lock (wasmtime is a long build).

@@ -1,22 +1,15 @@
 #!/usr/bin/env bash
-# coord's whole test suite: the README's test command. Run from anywhere;
-# installs what it needs (Debian packages, Rust targets, pip and npm packages
-# in the suites that use them), then runs every suite and ends with
-# "suites: N passed, N failed". Exits non-zero if any suite failed.
+# coord's whole test suite. Run from anywhere, after tests/setup.sh (which
+# installs what the suites need; the README's test command runs both):
+# runs every suite and ends with "suites: N passed, N failed". Exits
+# non-zero if any suite failed. Installs nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# --- set-up -------------------------------------------------------------
-need_apt=()
-command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
-[ -x /usr/bin/python3 ] || need_apt+=(python3)
-dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "== installing ${need_apt[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+if [[ ! -x target/venv/bin/python ]]; then
+    echo "tests/run.sh: nothing is set up here; run bash tests/setup.sh first" >&2
+    exit 2
 fi
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 passed=0
 failed=0

@@ -5,24 +5,17 @@
 #      and coord_init() on every open (tests/gptme/arrangement.py);
 #   2. coord's tests beside it: parity points, cross-writes per operation,
 #      and 4 coord agents racing 4 gptme agents.
-# Installs what it needs: a venv of Debian's python3 (whose sqlite3 loads
-# extensions) with pytest, under target/gptme-venv; builds the extension and
-# the CLI. Run from anywhere; exits non-zero on any failure.
+# Runs in tests/setup.sh's venv of Debian's python3 (target/venv, whose
+# sqlite3 loads extensions, with pytest); builds the extension and the CLI.
+# Run from anywhere; exits non-zero on any failure.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT" || exit 2
 VENDOR="$ROOT/../shared/vendor/gptme-coordination"
-VENV="$ROOT/target/gptme-venv"
-PY="$VENV/bin/python"
+PY="$ROOT/target/venv/bin/python"
 
 [[ -d $VENDOR/tests ]] || { echo "gptme-coordination not found at $VENDOR"; exit 1; }
-if [[ ! -x $PY ]]; then
-    /usr/bin/python3 -m venv "$VENV" || {
-        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null \
-            && /usr/bin/python3 -m venv "$VENV"
-    } || exit 1
-fi
-"$PY" -m pip install -q pytest || exit 1
+"$PY" -c 'import pytest' 2>/dev/null || { echo "no pytest in target/venv: run tests/setup.sh"; exit 1; }
 cargo build --release -p coord-sqlite || exit 1
 cargo build --release --manifest-path crates/coord-cli/Cargo.toml || exit 1
 

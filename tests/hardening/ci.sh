@@ -2,17 +2,12 @@
 # CI-sized hardening run (tests/run.sh calls it): hostile databases and key
 # files, 20 s of fuzzing per target plus the kept corpus, 100 crash-loop
 # iterations, a 30 s soak, the timing check and a valgrind subset.
-# Installs what it needs (cargo-fuzz, valgrind). Ends with
+# Uses valgrind and cargo-fuzz (tests/setup.sh installs them). Ends with
 # "hardening: N passed, N failed"; exits non-zero if any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 H=tests/hardening
 
-if ! command -v valgrind >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
-fi
-command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 
 passed=0
 failed=0

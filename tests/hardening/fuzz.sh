@@ -16,7 +16,7 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(canonical mac agent_id sql_functions)
 
-command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+command -v cargo-fuzz >/dev/null || { echo "no cargo-fuzz: run tests/setup.sh"; exit 1; }
 # cargo-fuzz needs -Zsanitizer; stable rustc accepts it with RUSTC_BOOTSTRAP.
 export RUSTC_BOOTSTRAP=1
 (cd fuzz && cargo fuzz build -O)

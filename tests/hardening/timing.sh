@@ -7,10 +7,7 @@
 # control, must differ (so the measurement can see an early return).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if ! command -v valgrind >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
-fi
+command -v valgrind >/dev/null || { echo "no valgrind: run tests/setup.sh"; exit 1; }
 n=${1:-2000}
 cargo build --release -q -p coord-bench --example instr
 bin=target/release/examples/instr

@@ -8,10 +8,7 @@
 #   tests/hardening/valgrind.sh quick    # a subset, for CI
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if ! command -v valgrind >/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
-fi
+command -v valgrind >/dev/null || { echo "no valgrind: run tests/setup.sh"; exit 1; }
 cargo build --release -p coord-sqlite -q
 if [ "${1:-full}" = quick ]; then
     suites=(test_extension.BadInput test_extension.HostileDatabase test_extension.Vectors
