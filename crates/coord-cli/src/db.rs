@@ -83,6 +83,8 @@ impl DbPath {
 /// machine's keys, and `server` is where the rows live (see remote.rs).
 pub struct Db {
     pub conn: Connection,
+    /// coord's state on `conn`: keys, the acting agent.
+    pub coord: coord_sql::Handle,
     pub path: PathBuf,
     pub busy_ms: u64,
     pub server: Option<Server>,
@@ -175,18 +177,22 @@ impl Db {
         // read keys: only coord's own TEMP objects and our SQL can.
         conn.execute_batch("PRAGMA trusted_schema=OFF")
             .map_err(err)?;
-        coord_sql::register(&conn).map_err(err)?;
         // --as (or $COORDINATION_AGENT, already validated by the caller)
-        // decides who this connection acts as; register() alone would
-        // silently drop an invalid $COORDINATION_AGENT.
-        conn.query_row("SELECT coord_set_agent(?1)", [agent], |_| Ok(()))
-            .map_err(err)?;
+        // decides who this connection acts as.
+        let coord = coord_sql::register_with(
+            &conn,
+            coord_sql::Options {
+                agent: coord_sql::Agent::Set(agent.map(str::to_owned)),
+            },
+        )
+        .map_err(err)?;
         // The file is read before anything else, so "not a database" and
         // locking errors surface here with the path in the message.
         conn.query_row("SELECT count(*) FROM main.sqlite_schema", [], |_| Ok(()))
             .map_err(err)?;
         Ok(Db {
             conn,
+            coord,
             path: path.to_owned(),
             busy_ms,
             server: None,

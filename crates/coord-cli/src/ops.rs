@@ -11,25 +11,13 @@ use crate::output::{style, Out};
 /// Refuses to write as `agent` without a key that can sign, so that "signs
 /// by default" cannot silently become "wrote an unsigned row".
 pub fn require_key(db: &Db, agent: &str) -> Result<(), CliError> {
-    let can: bool = db
-        .conn
-        .query_row("SELECT coord_can_sign(?1)", [agent], |r| r.get(0))
-        .map_err(|e| db.err(e))?;
-    if can {
-        return Ok(());
+    match db.coord.key_status(agent).reason() {
+        None => Ok(()),
+        Some(reason) => Err(CliError::CannotSign {
+            agent: agent.to_owned(),
+            reason,
+        }),
     }
-    let report: String = db
-        .conn
-        .query_row("SELECT coord_key_status(?1)", [agent], |r| r.get(0))
-        .map_err(|e| db.err(e))?;
-    let reason = serde_json::from_str::<serde_json::Value>(&report)
-        .ok()
-        .and_then(|v| v["reason"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "only retired keys were found".to_owned());
-    Err(CliError::CannotSign {
-        agent: agent.to_owned(),
-        reason,
-    })
 }
 
 /// The JSON form of an operation's result.

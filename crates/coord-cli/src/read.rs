@@ -253,13 +253,7 @@ pub fn status(db: &Db, out: Out, agent: Option<&str>) -> Result<u8, CliError> {
         Default::default()
     };
     let key = match agent {
-        Some(a) => {
-            let s: String = db
-                .conn
-                .query_row("SELECT coord_key_status(?1)", [a], |r| r.get(0))
-                .map_err(|e| db.err(e))?;
-            serde_json::from_str(&s).unwrap_or(Value::Null)
-        }
+        Some(a) => db.coord.key_status(a).to_json(),
         None => Value::Null,
     };
     if out.json {

@@ -86,8 +86,9 @@ fn every_attack_fails_closed_through_the_cli() {
     for attack in spec["attacks"].as_array().unwrap() {
         let name = attack["name"].as_str().unwrap();
         let mut env = Env::empty();
-        let (db, evil) =
-            attacks_driver::build(env.path(), &spec, attack, &|c| coord_sql::register(c));
+        let (db, evil) = attacks_driver::build(env.path(), &spec, attack, &|c| {
+            coord_sql::register(c).map(|_| ())
+        });
         env.db = db;
         let prefix = evil
             .map(|e| format!("ATTACH '{}' AS evil;\n", e.display()))

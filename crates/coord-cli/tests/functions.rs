@@ -49,3 +49,59 @@ fn the_function_table_is_what_register_adds() {
         "{left:?}"
     );
 }
+
+#[test]
+fn the_typed_handle_and_the_sql_functions_share_one_state() {
+    let conn = Connection::open_in_memory().unwrap();
+    let sql_agent = |c: &Connection| -> Option<String> {
+        c.query_row("SELECT coord_agent()", [], |r| r.get(0))
+            .unwrap()
+    };
+    // Agent::Set decides alone: the environment is not read
+    std::env::set_var("COORDINATION_AGENT", "from-env");
+    let h = coord_sql::register_with(
+        &conn,
+        coord_sql::Options {
+            agent: coord_sql::Agent::Set(Some("bob".into())),
+        },
+    )
+    .unwrap();
+    std::env::remove_var("COORDINATION_AGENT");
+    assert_eq!(sql_agent(&conn).as_deref(), Some("bob"));
+    h.set_agent(Some("alice")).unwrap();
+    assert_eq!(sql_agent(&conn).as_deref(), Some("alice"));
+    conn.query_row("SELECT coord_set_agent('carol')", [], |_| Ok(()))
+        .unwrap();
+    assert_eq!(h.agent().as_deref(), Some("carol"));
+    assert!(h.set_agent(Some("../x")).is_err());
+    assert_eq!(
+        h.agent().as_deref(),
+        Some("carol"),
+        "a refused id changes nothing"
+    );
+
+    // keys: what SQL adds, the handle sees, and both report the same
+    let nobody = h.key_status("nobody-here");
+    assert!(!nobody.can_sign() && !h.can_sign("nobody-here"));
+    assert!(
+        nobody.reason().is_some_and(|r| r.contains("nobody-here")),
+        "{nobody:?}"
+    );
+    conn.query_row(
+        "SELECT coord_key_add('alice', 'alice-secret-0123456789abcdef0123456789abcdef')",
+        [],
+        |_| Ok(()),
+    )
+    .unwrap();
+    assert!(h.can_sign("alice"));
+    let typed = h.key_status("alice");
+    assert_eq!(typed.reason(), None);
+    let sql: String = conn
+        .query_row("SELECT coord_key_status('alice')", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&sql).unwrap(),
+        typed.to_json()
+    );
+    assert!(!sql.contains("alice-secret"), "never the key");
+}

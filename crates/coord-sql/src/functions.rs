@@ -398,7 +398,7 @@ pub(crate) fn register(conn: &Connection, state: &Shared, internal: &str) -> rus
     let s = state.clone();
     conn.create_scalar_function("coord_key_status", 1, direct, move |ctx| {
         let agent = required_agent(ctx, "coord_key_status")?;
-        Ok(s.lock().report(agent).to_string())
+        Ok(s.lock().report(agent).to_json().to_string())
     })?;
 
     for n_arg in [2, 3] {

@@ -30,10 +30,134 @@ pub const VIEWS_SQL: &str = include_str!("../sql/views.sql");
 /// TEMP write API.
 pub const API_SQL: &str = include_str!("../sql/api.sql");
 
+/// Who a connection acts as when [`register_with`] sets it up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Agent {
+    /// `$COORDINATION_AGENT` when it holds a valid id, else none (what the
+    /// loadable extension does).
+    #[default]
+    FromEnvironment,
+    /// Exactly this agent, or none; the environment is not read.
+    Set(Option<String>),
+}
+
+/// How [`register_with`] sets up a connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The agent the connection acts as (`coord_agent()`).
+    pub agent: Agent,
+}
+
+/// A connection's coord state, for Rust callers: the typed form of
+/// `coord_can_sign`, `coord_key_status` and `coord_set_agent`. It shares the
+/// state the connection's SQL functions use, so a change made here is seen
+/// by the SQL and the other way round.
+#[derive(Clone)]
+pub struct Handle {
+    state: state::Shared,
+}
+
+impl Handle {
+    /// Whether this connection can sign as `agent`.
+    pub fn can_sign(&self, agent: &str) -> bool {
+        coord_core::validate_agent_id(agent).is_ok()
+            && self
+                .state
+                .lock()
+                .with_keys(agent, |k| k.is_some_and(|k| k.current.is_some()))
+    }
+
+    /// Where `agent`'s key is, or why it cannot be used; never the key.
+    pub fn key_status(&self, agent: &str) -> KeyStatus {
+        self.state.lock().report(agent)
+    }
+
+    /// Sets the agent this connection acts as (`None` clears it).
+    pub fn set_agent(&self, agent: Option<&str>) -> Result<(), coord_core::AgentIdError> {
+        if let Some(a) = agent {
+            coord_core::validate_agent_id(a)?;
+        }
+        self.state.lock().set_agent(agent.map(str::to_owned));
+        Ok(())
+    }
+
+    /// The agent this connection acts as.
+    pub fn agent(&self) -> Option<String> {
+        self.state.lock().agent().map(str::to_owned)
+    }
+}
+
+/// What is known of an agent's key: the typed `coord_key_status`.
+#[derive(Debug, Clone)]
+pub enum KeyStatus {
+    /// Keys added on this connection with `coord_key_add`.
+    Connection {
+        /// The agent.
+        agent: String,
+        /// The current key's fingerprint, if there is a current key.
+        fingerprint: Option<String>,
+        /// The retired keys' fingerprints.
+        retired: Vec<String>,
+    },
+    /// What the environment and key files gave.
+    Found(coord_keys::KeyReport),
+}
+
+impl KeyStatus {
+    /// Whether the agent's current key can sign.
+    pub fn can_sign(&self) -> bool {
+        match self {
+            KeyStatus::Connection { fingerprint, .. } => fingerprint.is_some(),
+            KeyStatus::Found(r) => r.can_sign(),
+        }
+    }
+
+    /// Why the agent cannot sign, for an error message; `None` if it can.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            _ if self.can_sign() => None,
+            KeyStatus::Connection { .. } => {
+                Some("this connection holds only retired keys for it".to_owned())
+            }
+            KeyStatus::Found(r) => Some(r.reason()),
+        }
+    }
+
+    /// The JSON that `coord_key_status` returns.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            KeyStatus::Connection {
+                agent,
+                fingerprint,
+                retired,
+            } => serde_json::json!({
+                "agent": agent,
+                "can_sign": fingerprint.is_some(),
+                "source": {"kind": "connection"},
+                "fingerprint": fingerprint,
+                "retired": retired
+                    .iter()
+                    .map(|f| serde_json::json!({"usable": true, "fingerprint": f}))
+                    .collect::<Vec<_>>(),
+            }),
+            KeyStatus::Found(r) => r.to_json(),
+        }
+    }
+}
+
 /// Registers coord's functions and creates its TEMP views and write API on
-/// `conn`. Writes nothing to the database file. If `$COORDINATION_AGENT` is
-/// set, the connection acts as that agent (see `coord_set_agent`).
-pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+/// `conn`, acting as `$COORDINATION_AGENT` when that is a valid id. Writes
+/// nothing to the database file. The same as [`register_with`] with default
+/// [`Options`].
+pub fn register(conn: &Connection) -> rusqlite::Result<Handle> {
+    register_with(conn, Options::default())
+}
+
+/// Registers coord on `conn` as [`register`] does, set up by `options`.
+/// Registering again on the same connection (a second `.load`) keeps its
+/// keys, agent and signer; `options` then only changes the agent when it
+/// names one.
+pub fn register_with(conn: &Connection, options: Options) -> rusqlite::Result<Handle> {
     // SAFETY: only the handle's address is kept, as a key identifying the
     // connection; it is never dereferenced.
     let handle = unsafe { conn.handle() } as usize;
@@ -41,20 +165,27 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         // Registered before on this connection (a second `.load`): keep
         // its keys, agent and signer, and only put back what the first
         // registration created, in case it was dropped since.
-        return register_with(conn, &state, &signer);
+        if let Agent::Set(a) = options.agent {
+            state.lock().set_agent(a);
+        }
+        create(conn, &state, &signer)?;
+        return Ok(Handle { state });
     }
     let state = state::Shared::default();
-    if let Some(agent) = std::env::var("COORDINATION_AGENT")
-        .ok()
-        .filter(|a| coord_core::validate_agent_id(a).is_ok())
-    {
-        state.lock().set_agent(Some(agent));
-    }
+    let agent = match options.agent {
+        Agent::FromEnvironment => std::env::var("COORDINATION_AGENT")
+            .ok()
+            .filter(|a| coord_core::validate_agent_id(a).is_ok()),
+        Agent::Set(a) => a.filter(|a| coord_core::validate_agent_id(a).is_ok()),
+    };
+    state.lock().set_agent(agent);
     let signer = functions::new_signer_name()?;
-    let r = register_with(conn, &state, &signer);
-    match r {
-        Ok(()) => state.remember(handle, &signer),
-        Err(_) => {
+    match create(conn, &state, &signer) {
+        Ok(()) => {
+            state.remember(handle, &signer);
+            Ok(Handle { state })
+        }
+        Err(e) => {
             // The extension's entry point fails with this error and SQLite
             // then unloads the library (e.g. on a database whose schema it
             // calls malformed): no function or authorizer of ours may stay
@@ -66,12 +197,12 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
                 let _ = conn.remove_function(name.as_str(), 4);
             }
             guard::remove(conn);
+            Err(e)
         }
     }
-    r
 }
 
-fn register_with(conn: &Connection, state: &state::Shared, signer: &str) -> rusqlite::Result<()> {
+fn create(conn: &Connection, state: &state::Shared, signer: &str) -> rusqlite::Result<()> {
     functions::register(conn, state, signer)?;
     guard::install(conn);
     let temp_signer = signer.to_owned();

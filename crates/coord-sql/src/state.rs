@@ -112,18 +112,16 @@ impl State {
         &self.cache[agent]
     }
 
-    /// A report on the agent's key (JSON), never the key.
-    pub(crate) fn report(&mut self, agent: &str) -> serde_json::Value {
+    /// A report on the agent's key, never the key.
+    pub(crate) fn report(&mut self, agent: &str) -> crate::KeyStatus {
         if let Some(k) = self.memory.get(agent) {
-            return serde_json::json!({
-                "agent": agent,
-                "can_sign": k.current.is_some(),
-                "source": {"kind": "connection"},
-                "fingerprint": k.current.as_ref().map(|c| c.fingerprint()),
-                "retired": k.retired.iter().map(|r| serde_json::json!({"usable": true, "fingerprint": r.fingerprint()})).collect::<Vec<_>>(),
-            });
+            return crate::KeyStatus::Connection {
+                agent: agent.to_owned(),
+                fingerprint: k.current.as_ref().map(|c| c.fingerprint()),
+                retired: k.retired.iter().map(|r| r.fingerprint()).collect(),
+            };
         }
-        self.resolved(agent).report.to_json()
+        crate::KeyStatus::Found(self.resolved(agent).report.clone())
     }
 
     /// Why the agent cannot sign (for error messages), or None if it can.
