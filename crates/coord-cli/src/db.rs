@@ -105,6 +105,105 @@ const MAC_COLUMNS: &str =
     "SELECT (SELECT count(*) FROM pragma_table_info('work') WHERE name = 'hmac')
       + (SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'hmac')";
 
+/// Rows per request when copying from a server: small enough that a page
+/// of ordinary rows stays far below a server's response size limit.
+pub const PAGE_ROWS: u64 = 1000;
+
+/// Which rows a read verb needs from a server database (a file needs no
+/// copy and ignores it).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The `work` rows.
+    pub work: WorkScope<'a>,
+    /// The `messages` rows.
+    pub messages: MessageScope<'a>,
+}
+
+impl Scope<'_> {
+    /// Every row (status, audit, sql).
+    pub const ALL: Scope<'static> = Scope {
+        work: WorkScope::All,
+        messages: MessageScope::All,
+    };
+}
+
+/// The `work` rows a verb reads.
+#[derive(Debug, Clone, Copy)]
+pub enum WorkScope<'a> {
+    /// None.
+    None,
+    /// All of them.
+    All,
+    /// Those `coord list FILTER [--agent A]` can show. The server's clock
+    /// only narrows: every claimed row is sent for `claimed` and
+    /// `expired`, and this machine's view decides which is which.
+    List(crate::cli::ListFilter, Option<&'a str>),
+}
+
+impl WorkScope<'_> {
+    fn server_filter(&self) -> Option<(&'static str, Vec<rusqlite::types::Value>)> {
+        use crate::cli::ListFilter;
+        use rusqlite::types::Value;
+        let text = |a: Option<&str>| a.map_or(Value::Null, |a| Value::Text(a.to_owned()));
+        match *self {
+            WorkScope::None => None,
+            WorkScope::All => Some(("1", Vec::new())),
+            WorkScope::List(f, claimer) => Some((
+                match f {
+                    ListFilter::Available => {
+                        "status IN ('available', 'abandoned') AND (?1 IS NULL OR claimer = ?1)"
+                    }
+                    ListFilter::Claimed | ListFilter::Expired => {
+                        "status = 'claimed' AND (?1 IS NULL OR claimer = ?1)"
+                    }
+                    ListFilter::All => "?1 IS NULL OR claimer = ?1",
+                },
+                vec![text(claimer)],
+            )),
+        }
+    }
+}
+
+/// The `messages` rows a verb reads.
+#[derive(Debug, Clone, Copy)]
+pub enum MessageScope<'a> {
+    /// None.
+    None,
+    /// All of them.
+    All,
+    /// `coord inbox`: to `agent` or broadcast (`None`: all), on `channel`
+    /// (`None`: any), the newest `limit`.
+    Inbox {
+        /// The reader.
+        agent: Option<&'a str>,
+        /// The channel.
+        channel: Option<&'a str>,
+        /// How many of the newest.
+        limit: Option<u32>,
+    },
+}
+
+impl MessageScope<'_> {
+    #[allow(clippy::type_complexity)]
+    fn server_filter(&self) -> Option<(&'static str, Vec<rusqlite::types::Value>, Option<u32>)> {
+        use rusqlite::types::Value;
+        let text = |a: Option<&str>| a.map_or(Value::Null, |a| Value::Text(a.to_owned()));
+        match *self {
+            MessageScope::None => None,
+            MessageScope::All => Some(("1", Vec::new(), None)),
+            MessageScope::Inbox {
+                agent,
+                channel,
+                limit,
+            } => Some((
+                "(?1 IS NULL OR recipient = ?1 OR recipient IS NULL) AND (?2 IS NULL OR channel = ?2)",
+                vec![text(agent), text(channel)],
+                limit,
+            )),
+        }
+    }
+}
+
 /// How far this machine's clock may be from the primary's before coord
 /// refuses to decide a lease: claims compare expiry times.
 pub const MAX_CLOCK_SKEW_S: f64 = 2.0;
@@ -268,18 +367,32 @@ impl Db {
         r.map_err(|e| self.remote_err(e))
     }
 
-    /// For a server: copies its `work`, `messages` and `coord_gate` rows
-    /// into the working copy, where coord's TEMP views verify them with
-    /// this machine's keys. Refuses a `work` or `messages` that is a view
-    /// or lacks its `hmac` column, as a file's would be. A replica answers
-    /// from its own copy, which may lag the primary. No-op for a file.
-    pub fn sync(&self) -> Result<(), CliError> {
+    /// For a server: copies into the working copy the `work` and `messages`
+    /// rows `scope` asks for (filtered on the server, in pages of
+    /// [`PAGE_ROWS`], all in one read transaction), and the `coord_gate`
+    /// rows; coord's TEMP views then verify them with this machine's keys.
+    /// The filter on the server only narrows what is sent; the command's own
+    /// query still decides what it shows. Refuses a `work` or `messages`
+    /// that is a view or lacks its `hmac` column, as a file's would be. A
+    /// replica answers from its own copy, which may lag the primary. No-op
+    /// for a file.
+    pub fn sync(&self, scope: Scope<'_>) -> Result<(), CliError> {
         let Some(server) = &self.server else {
             return Ok(());
         };
         let mut s = server.stream();
+        let r = self.sync_from(&mut s, scope);
+        // Closing the stream ends its read transaction.
+        s.close();
+        r
+    }
+
+    fn sync_from(&self, s: &mut remote::Stream<'_>, scope: Scope<'_>) -> Result<(), CliError> {
+        use rusqlite::types::Value;
+        let rerr = |e: String| self.remote_err(RemoteError::Sql(e));
         let got = s
             .pipeline(&[
+                Req::Execute("BEGIN", vec![]),
                 Req::Execute(
                     "SELECT s.name, s.type,
                             (SELECT count(*) FROM pragma_table_info(s.name) AS p WHERE p.name = 'hmac')
@@ -287,19 +400,17 @@ impl Db {
                       WHERE s.name IN ('work', 'messages', 'coord_gate') COLLATE NOCASE",
                     vec![],
                 ),
-                Req::Execute(&format!("SELECT {WORK_COLS} FROM main.work ORDER BY rowid"), vec![]),
-                Req::Execute(&format!("SELECT {MESSAGE_COLS} FROM main.messages ORDER BY id"), vec![]),
                 Req::Execute("SELECT pattern, note FROM main.coord_gate", vec![]),
             ])
             .map_err(|e| self.remote_err(e))?;
         let mut got = got.into_iter();
         let mut next = || got.next().unwrap_or_else(|| Err("missing result".into()));
-        let objects = next().map_err(|e| self.remote_err(RemoteError::Sql(e)))?;
+        next().map_err(rerr)?;
+        let objects = next().map_err(rerr)?;
+        let gate = next();
         let mut present = Vec::new();
         for row in &objects.rows {
-            let [rusqlite::types::Value::Text(name), rusqlite::types::Value::Text(kind), macs] =
-                row.as_slice()
-            else {
+            let [Value::Text(name), Value::Text(kind), macs] = row.as_slice() else {
                 continue;
             };
             let name = name.to_ascii_lowercase();
@@ -315,7 +426,7 @@ impl Db {
                     path: self.path.clone(),
                 });
             }
-            if table != "coord_gate" && *macs == rusqlite::types::Value::Integer(0) {
+            if table != "coord_gate" && *macs == Value::Integer(0) {
                 return Err(CliError::NoMacColumn {
                     table,
                     path: self.path.clone(),
@@ -323,18 +434,87 @@ impl Db {
             }
             present.push(table);
         }
-        let mut rows_of = |table: &str| -> Result<Vec<Vec<rusqlite::types::Value>>, CliError> {
-            let r = next();
-            if !present.contains(&table) {
-                return Ok(Vec::new());
-            }
-            r.map(|r| r.rows)
-                .map_err(|e| self.remote_err(RemoteError::Sql(e)))
+        let gate = if present.contains(&"coord_gate") {
+            gate.map_err(rerr)?.rows
+        } else {
+            Vec::new()
         };
-        let work = rows_of("work")?;
-        let messages = rows_of("messages")?;
-        let gate = rows_of("coord_gate")?;
+        let work = match (present.contains(&"work"), scope.work.server_filter()) {
+            (true, Some((filter, args))) => self.pages(
+                s,
+                &format!("SELECT rowid, {WORK_COLS} FROM main.work WHERE ({filter})"),
+                "rowid",
+                args,
+                None,
+            )?,
+            _ => Vec::new(),
+        };
+        let messages = match (
+            present.contains(&"messages"),
+            scope.messages.server_filter(),
+        ) {
+            (true, Some((filter, args, limit))) => self.pages(
+                s,
+                &format!("SELECT id, {MESSAGE_COLS} FROM main.messages WHERE ({filter})"),
+                "id",
+                args,
+                limit,
+            )?,
+            _ => Vec::new(),
+        };
         self.load_copy(&work, &messages, &gate)
+    }
+
+    /// The rows of `select` (whose first column is the integer `key`) in
+    /// pages of [`PAGE_ROWS`], newest `key` first when `limit` is given
+    /// (the newest `limit` rows), else oldest first; without the key column.
+    fn pages(
+        &self,
+        s: &mut remote::Stream<'_>,
+        select: &str,
+        key: &str,
+        args: Vec<rusqlite::types::Value>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Vec<rusqlite::types::Value>>, CliError> {
+        use rusqlite::types::Value;
+        let (cmp, order) = if limit.is_some() {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let n = args.len();
+        let sql = format!(
+            "{select} AND (?{c} IS NULL OR {key} {cmp} ?{c}) ORDER BY {key} {order} LIMIT ?{l}",
+            c = n + 1,
+            l = n + 2
+        );
+        let mut out: Vec<Vec<Value>> = Vec::new();
+        let mut cursor = Value::Null;
+        loop {
+            let want = match limit {
+                Some(l) => (u64::from(l) - out.len() as u64).min(PAGE_ROWS),
+                None => PAGE_ROWS,
+            };
+            if want == 0 {
+                break;
+            }
+            let mut a = args.clone();
+            a.push(cursor.clone());
+            a.push(Value::Integer(want as i64));
+            let page = s.execute(&sql, a).map_err(|e| self.remote_err(e))?.rows;
+            let got = page.len() as u64;
+            if let Some(last) = page.last().and_then(|r| r.first()) {
+                cursor = last.clone();
+            }
+            out.extend(page.into_iter().map(|mut r| {
+                r.remove(0);
+                r
+            }));
+            if got < want {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Replaces the working copy's rows.

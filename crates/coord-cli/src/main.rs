@@ -62,9 +62,9 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
     let open = || Db::open(&at, g.busy_timeout, me.as_deref());
     // Reads of a server database verify a copy of its rows here, with this
     // machine's keys; for a file this is just open().
-    let open_for_read = || {
+    let open_for_read = |scope: db::Scope<'_>| {
         let db = open()?;
-        db.sync()?;
+        db.sync(scope)?;
         Ok::<_, CliError>(db)
     };
     // Writes need coord's schema; a database only gptme-coordination has
@@ -162,7 +162,11 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
             )
         }
         Command::List { filter, agent } => {
-            read::list(&open_for_read()?, out, filter, agent.as_deref())
+            let scope = db::Scope {
+                work: db::WorkScope::List(filter, agent.as_deref()),
+                messages: db::MessageScope::None,
+            };
+            read::list(&open_for_read(scope)?, out, filter, agent.as_deref())
         }
         Command::Inbox {
             all,
@@ -170,17 +174,25 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
             limit,
         } => {
             let who = if all { None } else { Some(need_agent()?) };
+            let scope = db::Scope {
+                work: db::WorkScope::None,
+                messages: db::MessageScope::Inbox {
+                    agent: who.as_deref(),
+                    channel: channel.as_deref(),
+                    limit,
+                },
+            };
             read::inbox(
-                &open_for_read()?,
+                &open_for_read(scope)?,
                 out,
                 who.as_deref(),
                 channel.as_deref(),
                 limit,
             )
         }
-        Command::Status => read::status(&open_for_read()?, out, me.as_deref()),
+        Command::Status => read::status(&open_for_read(db::Scope::ALL)?, out, me.as_deref()),
         Command::Keygen { agent, rotate } => keygen::run(out, &agent, rotate),
-        Command::Audit { strict } => audit::audit(&open_for_read()?, out, strict),
+        Command::Audit { strict } => audit::audit(&open_for_read(db::Scope::ALL)?, out, strict),
         Command::Sql { command } => {
             if let Some(url) = at.url() {
                 return Err(CliError::Other(format!(
