@@ -125,6 +125,12 @@ def test_setup_and_extension_on_every_node():
         coord(PRIMARY, "keygen", a, check=0)
     rep = coord_json(REPLICA1, "init", check=0)  # forwarded to the primary
     assert rep["added_columns"] == [], rep
+    # the one migration, as on a file: on a current schema it writes nothing
+    [[before]] = q(PRIMARY, "PRAGMA schema_version")
+    for url in (PRIMARY, REPLICA2):
+        coord(url, "init", check=0)
+    [[after]] = q(PRIMARY, "PRAGMA schema_version")
+    assert after == before, f"coord init on a current schema moved schema_version {before} -> {after}"
     for name, url in NODES.items():
         [[version]] = q(url, "SELECT coord_version()")
         assert version == "0.1.0", (name, version)

@@ -95,16 +95,6 @@ const WORK_COLS: &str =
     "task_id, claimer, epoch, claimed_at, expires_at, status, result, metadata, completed_at, hmac";
 const MESSAGE_COLS: &str = "id, sender, recipient, channel, body, hmac, created_at";
 
-/// coord's stored objects: all 6 are there once the schema is ready.
-const SCHEMA_OBJECTS: &str = "SELECT count(*) FROM main.sqlite_schema WHERE
-   (type = 'table' AND name IN ('work', 'messages', 'coord_gate'))
-   OR (type = 'trigger' AND name IN
-       ('coord_work_stale_mac', 'coord_work_epoch_up', 'coord_messages_stale_mac'))";
-/// Both signed tables have their `hmac` column: 2.
-const MAC_COLUMNS: &str =
-    "SELECT (SELECT count(*) FROM pragma_table_info('work') WHERE name = 'hmac')
-      + (SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'hmac')";
-
 /// Rows per request when copying from a server: small enough that a page
 /// of ordinary rows stays far below a server's response size limit.
 pub const PAGE_ROWS: u64 = 1000;
@@ -201,6 +191,53 @@ impl MessageScope<'_> {
                 limit,
             )),
         }
+    }
+}
+
+/// A server stream as a place coord-sql's migration runs: the same rule
+/// for a server as for a file.
+struct OnServer<'a, 'b>(&'a mut remote::Stream<'b>);
+
+impl coord_sql::Target for OnServer<'_, '_> {
+    type Error = RemoteError;
+
+    fn text_rows(
+        &mut self,
+        sql: &str,
+        args: &[&str],
+    ) -> Result<Vec<Vec<Option<String>>>, RemoteError> {
+        use rusqlite::types::Value;
+        let args = args.iter().map(|a| Value::Text((*a).to_owned())).collect();
+        Ok(self
+            .0
+            .execute(sql, args)?
+            .rows
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|v| match v {
+                        Value::Null => None,
+                        Value::Text(t) => Some(t),
+                        Value::Integer(i) => Some(i.to_string()),
+                        Value::Real(f) => Some(f.to_string()),
+                        Value::Blob(_) => None,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn run(&mut self, sql: &str) -> Result<(), RemoteError> {
+        self.0.sequence(sql)
+    }
+
+    fn autocommit(&mut self) -> bool {
+        // Each use opens a fresh stream: no transaction is open on it.
+        true
+    }
+
+    fn foreign(&self, e: coord_sql::SqlError) -> RemoteError {
+        RemoteError::Sql(e.to_string())
     }
 }
 
@@ -331,39 +368,16 @@ impl Db {
         }
     }
 
-    /// Creates or migrates coord's schema on the server, in one
-    /// transaction on the primary. The same built-in SQL as a file's.
+    /// Creates or migrates coord's schema on the server: coord-sql's one
+    /// migration, run over a server stream (it takes the primary's write
+    /// lock first, and writes nothing when the schema is current).
     fn init_remote(&self) -> Result<coord_sql::InitReport, CliError> {
         let Some(server) = &self.server else {
             return self.init();
         };
         let mut s = server.stream();
-        let r = (|| -> Result<coord_sql::InitReport, RemoteError> {
-            s.execute("BEGIN IMMEDIATE", vec![])?;
-            s.sequence(coord_sql::SCHEMA_SQL)?;
-            let mut added = Vec::new();
-            for (table, label) in [("work", "work.hmac"), ("messages", "messages.hmac")] {
-                let has = s.execute(
-                    "SELECT count(*) FROM pragma_table_info(?1) WHERE name = 'hmac'",
-                    vec![rusqlite::types::Value::Text(table.to_owned())],
-                )?;
-                if has.rows.first().and_then(|r| r.first()) == Some(&0i64.into()) {
-                    s.execute(
-                        &format!("ALTER TABLE main.{table} ADD COLUMN hmac TEXT"),
-                        vec![],
-                    )?;
-                    added.push(label);
-                }
-            }
-            s.sequence(&coord_sql::triggers_sql())?;
-            s.execute("COMMIT", vec![])?;
-            Ok(coord_sql::InitReport {
-                added_columns: added,
-            })
-        })();
-        if r.is_err() {
-            let _ = s.execute("ROLLBACK", vec![]);
-        }
+        let r = coord_sql::init(OnServer(&mut s));
+        s.close();
         r.map_err(|e| self.remote_err(e))
     }
 
@@ -714,22 +728,10 @@ impl Db {
         CliError::sql(&self.path, self.busy_ms, e)
     }
 
-    /// Runs coord's schema creation or migration under the write lock.
+    /// Runs coord's schema creation or migration (coord-sql takes the
+    /// write lock itself, and only when something must change).
     fn init(&self) -> Result<coord_sql::InitReport, CliError> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| self.err(e))?;
-        let r = coord_sql::init(&self.conn).and_then(|rep| {
-            self.conn.execute_batch("COMMIT")?;
-            Ok(rep)
-        });
-        match r {
-            Ok(rep) => Ok(rep),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(self.err(e))
-            }
-        }
+        coord_sql::init(&self.conn).map_err(|e| self.err(e))
     }
 
     /// Makes sure coord's schema is in place before a write: a database
@@ -753,29 +755,14 @@ impl Db {
         let Some(server) = &self.server else {
             return self.schema_ready();
         };
-        let r = server
-            .stream()
-            .execute(
-                &format!("SELECT ({SCHEMA_OBJECTS}) = 6 AND ({MAC_COLUMNS}) = 2"),
-                vec![],
-            )
-            .map_err(|e| self.remote_err(e))?;
-        Ok(r.rows.first().and_then(|r| r.first()) == Some(&1i64.into()))
+        let mut s = server.stream();
+        let r = coord_sql::schema_current(&mut OnServer(&mut s));
+        s.close();
+        r.map_err(|e| self.remote_err(e))
     }
 
     fn schema_ready(&self) -> Result<bool, CliError> {
-        let objects: i64 = self
-            .conn
-            .query_row(SCHEMA_OBJECTS, [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        if objects != 6 {
-            return Ok(false);
-        }
-        let macs: i64 = self
-            .conn
-            .query_row(MAC_COLUMNS, [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        Ok(macs == 2)
+        coord_sql::schema_current(&mut &self.conn).map_err(|e| self.err(e))
     }
 
     /// The type of `name` in the file's schema (`table`, `view`, ...), if any.

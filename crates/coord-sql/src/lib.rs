@@ -13,18 +13,15 @@ mod caller;
 mod functions;
 mod guard;
 pub mod ops;
+pub mod schema;
 mod state;
 
-use coord_core::{Claim, Message};
 use rusqlite::Connection;
 
 pub use caller::NotDirect;
 pub use functions::SqlError;
+pub use schema::{init, schema_current, triggers_sql, InitReport, Target, SCHEMA_SQL};
 
-/// gptme-coordination's tables and coord's gate table.
-pub const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
-/// Stored triggers, built-in SQL only, with holes for the signed columns.
-const TRIGGERS_TEMPLATE: &str = include_str!("../sql/triggers.sql");
 /// TEMP verifying views.
 pub const VIEWS_SQL: &str = include_str!("../sql/views.sql");
 /// TEMP write API.
@@ -217,7 +214,7 @@ fn create(conn: &Connection, state: &state::Shared, signer: &str) -> rusqlite::R
             // duration of this call, on the thread SQLite called us on, and
             // is not stored or sent anywhere.
             let conn = unsafe { ctx.get_connection()? };
-            let report = init_schema(&conn)?;
+            let report = init(&*conn)?;
             // Also (re)creates the TEMP objects, which a change of
             // PRAGMA temp_store, for one, silently drops.
             create_temp(&conn, &temp_signer)?;
@@ -274,239 +271,4 @@ fn create_temp(conn: &Connection, signer: &str) -> rusqlite::Result<()> {
         api = api.replace(placeholder, &format!("{name}("));
     }
     conn.execute_batch(&api)
-}
-
-/// The stored triggers: built-in SQL only, so they run in every client.
-/// Which columns clear a stale MAC comes from coord-core's row model.
-pub fn triggers_sql() -> String {
-    TRIGGERS_TEMPLATE
-        .replace("{claim_columns}", &Claim::COLUMNS.join(", "))
-        .replace("{claim_changed}", &changed(&Claim::COLUMNS))
-        .replace("{message_columns}", &Message::COLUMNS.join(", "))
-        .replace("{message_changed}", &changed(&Message::COLUMNS))
-}
-
-/// `NEW.c IS NOT OLD.c OR ...` for `columns`, two to a line.
-fn changed(columns: &[&str]) -> String {
-    columns
-        .chunks(2)
-        .map(|pair| {
-            pair.iter()
-                .map(|c| format!("NEW.{c} IS NOT OLD.{c}"))
-                .collect::<Vec<_>>()
-                .join(" OR ")
-        })
-        .collect::<Vec<_>>()
-        .join("\n      OR ")
-}
-
-/// What [`init`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitReport {
-    /// `hmac` columns that were missing and added.
-    pub added_columns: Vec<&'static str>,
-}
-
-impl std::fmt::Display for InitReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.added_columns.is_empty() {
-            write!(f, "coord schema ready")
-        } else {
-            write!(
-                f,
-                "coord schema ready; added {}",
-                self.added_columns.join(", ")
-            )
-        }
-    }
-}
-
-/// Creates or migrates the persistent schema: gptme-coordination's tables
-/// when missing, their `completed_at` and `hmac` columns when an older
-/// database lacks them, the gate table and the stored triggers.
-///
-/// Writes nothing, and takes no lock, when the schema is already current.
-/// Otherwise it takes the write lock first (`BEGIN IMMEDIATE`, which waits
-/// out the busy timeout; a SAVEPOINT inside a caller's transaction), checks
-/// again and migrates in that one transaction. A `work` or `messages` table
-/// that is not gptme-coordination's is an error naming its missing columns,
-/// and nothing is changed.
-pub fn init(conn: &Connection) -> rusqlite::Result<InitReport> {
-    init_schema(conn)
-}
-
-/// The columns gptme-coordination's code reads, per table.
-const GPTME_COLUMNS: &[(&str, &[&str])] = &[
-    (
-        "work",
-        &[
-            "task_id",
-            "claimer",
-            "epoch",
-            "claimed_at",
-            "expires_at",
-            "status",
-            "result",
-            "metadata",
-        ],
-    ),
-    (
-        "messages",
-        &["id", "sender", "recipient", "channel", "body", "created_at"],
-    ),
-];
-
-/// Columns coord adds to an older gptme database (gptme adds the first
-/// itself on open).
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
-    ("work", "completed_at", "work.completed_at"),
-    ("work", "hmac", "work.hmac"),
-    ("messages", "hmac", "messages.hmac"),
-];
-
-/// The stored triggers of [`triggers_sql`], as (name, text SQLite stores).
-/// If this parse ever disagreed with SQLite, every `coord_init()` would
-/// re-create the triggers, which tests/gptme/test_parity.py catches (the
-/// schema version must not move on a current schema).
-fn expected_triggers() -> Vec<(String, String)> {
-    let all = triggers_sql();
-    let mut out = Vec::new();
-    let mut rest = all.as_str();
-    while let Some(start) = rest.find("CREATE TRIGGER ") {
-        let from = &rest[start..];
-        let Some(end) = from.find("\nEND;") else {
-            break;
-        };
-        let text = &from[..end + "\nEND".len()];
-        let name = text["CREATE TRIGGER ".len()..]
-            .split_whitespace()
-            .next()
-            .unwrap_or_default();
-        out.push((name.to_owned(), text.to_owned()));
-        rest = &from[end..];
-    }
-    out
-}
-
-fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
-    conn.prepare("SELECT name FROM pragma_table_info(?1, 'main')")?
-        .query_map([table], |r| r.get(0))?
-        .collect()
-}
-
-/// Whether everything [`init`] would create is there, exactly.
-fn schema_current(conn: &Connection) -> rusqlite::Result<bool> {
-    for (table, column, _) in ADDED_COLUMNS {
-        if !columns(conn, table)?.iter().any(|c| c == column) {
-            return Ok(false);
-        }
-    }
-    let stored: std::collections::HashMap<String, Option<String>> = conn
-        .prepare(
-            "SELECT name, sql FROM main.sqlite_schema WHERE type IN ('table', 'index', 'trigger')",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let objects = [
-        "coord_gate",
-        "idx_work_claimer",
-        "idx_work_status",
-        "idx_messages_recipient",
-        "idx_messages_channel",
-        "idx_messages_created",
-    ];
-    if objects.iter().any(|o| !stored.contains_key(*o)) {
-        return Ok(false);
-    }
-    Ok(expected_triggers()
-        .iter()
-        .all(|(name, text)| stored.get(name).and_then(|s| s.as_deref()) == Some(text.as_str())))
-}
-
-/// Refuses a `work` or `messages` table that gptme-coordination could not
-/// use, before anything is written.
-fn check_gptme_tables(conn: &Connection) -> rusqlite::Result<()> {
-    for (table, wanted) in GPTME_COLUMNS {
-        let have = columns(conn, table)?;
-        if have.is_empty() {
-            continue;
-        }
-        let missing: Vec<&str> = wanted
-            .iter()
-            .copied()
-            .filter(|w| !have.iter().any(|h| h == w))
-            .collect();
-        if !missing.is_empty() {
-            return Err(rusqlite::Error::UserFunctionError(Box::new(
-                functions::SqlError::ForeignTable {
-                    table,
-                    missing: missing.join(", "),
-                },
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn init_schema(conn: &Connection) -> rusqlite::Result<InitReport> {
-    if schema_current(conn)? {
-        return Ok(InitReport {
-            added_columns: Vec::new(),
-        });
-    }
-    // The write lock before reading what to change: two processes
-    // initialising at once, or a gptme agent writing meanwhile, then wait
-    // for each other (busy timeout) instead of failing at the upgrade.
-    let (begin, commit, rollback) = if conn.is_autocommit() {
-        ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
-    } else {
-        (
-            "SAVEPOINT coord_init",
-            "RELEASE coord_init",
-            "ROLLBACK TO coord_init; RELEASE coord_init",
-        )
-    };
-    conn.execute_batch(begin)?;
-    let r = (|| {
-        check_gptme_tables(conn)?;
-        conn.execute_batch(SCHEMA_SQL)?;
-        let mut added = Vec::new();
-        for (table, column, label) in ADDED_COLUMNS {
-            if !columns(conn, table)?.iter().any(|c| c == column) {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE main.{table} ADD COLUMN {column} TEXT"
-                ))?;
-                added.push(*label);
-            }
-        }
-        for (name, text) in expected_triggers() {
-            let stored: Option<Option<String>> = conn
-                .query_row(
-                    "SELECT sql FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1",
-                    [&name],
-                    |r| r.get(0),
-                )
-                .map(Some)
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                    e => Err(e),
-                })?;
-            if stored.flatten().as_deref() != Some(text.as_str()) {
-                conn.execute_batch(&format!("DROP TRIGGER IF EXISTS main.{name};\n{text};"))?;
-            }
-        }
-        Ok(InitReport {
-            added_columns: added,
-        })
-    })();
-    match r {
-        Ok(rep) => {
-            conn.execute_batch(commit)?;
-            Ok(rep)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch(rollback);
-            Err(e)
-        }
-    }
 }
