@@ -697,11 +697,6 @@ impl Db {
             let id = ins
                 .last_insert_rowid
                 .ok_or_else(|| rerr("the server did not say which id the message got".into()))?;
-            res.detail = res.detail.replacen(
-                &format!("sent message {local_id} "),
-                &format!("sent message {id} "),
-                1,
-            );
             res.message_id = Some(id);
         }
         s.execute("COMMIT", vec![])

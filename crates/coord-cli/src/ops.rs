@@ -48,7 +48,11 @@ pub fn report(out: Out, r: Result<OpResult, CliError>) -> Result<u8, CliError> {
             Some(false) => " [UNSIGNED: no key]",
             None => "",
         };
-        out.line(style::OK, &format!("✓ {}{signed}", r.detail));
+        let what = match r.message_id {
+            Some(id) => format!("message {id} {}", r.detail),
+            None => r.detail.clone(),
+        };
+        out.line(style::OK, &format!("✓ {what}{signed}"));
     } else if r.detail.starts_with("DENIED") {
         out.line(style::REFUSED, &r.detail);
     } else {

@@ -283,6 +283,7 @@ BEGIN
       FROM (SELECT COALESCE(NEW.sender, coord_agent()) AS s, COALESCE(NEW.channel, 'general') AS c);
     INSERT INTO coord_result(op, agent, outcome, now, signed, message_id, detail)
     SELECT 'send', m.sender, 'sent', m.created_at, m.hmac IS NOT NULL, m.id,
-           'sent message ' || m.id || ' to ' || COALESCE(m.recipient, 'everyone') || ' on ' || m.channel
+           -- the id is in message_id (a server gives its own), not in the text
+           'sent to ' || COALESCE(m.recipient, 'everyone') || ' on ' || m.channel
       FROM main.messages AS m WHERE m.id = last_insert_rowid();
 END;
