@@ -73,10 +73,10 @@ fn look_alike_check(id: &str) -> Result<(), AgentIdError> {
         }
         match c {
             'a'..='z' | 'A'..='Z' | '\u{00c0}'..='\u{024f}' | '\u{1e00}'..='\u{1eff}' => {
-                latin = true
+                latin = true;
             }
             '\u{0400}'..='\u{052f}' | '\u{1c80}'..='\u{1c8f}' | '\u{a640}'..='\u{a69f}' => {
-                other = Some("Cyrillic")
+                other = Some("Cyrillic");
             }
             '\u{0370}'..='\u{03ff}' | '\u{1f00}'..='\u{1fff}' => other = other.or(Some("Greek")),
             _ => {}

@@ -104,10 +104,10 @@ struct ChunkSink<F>(F);
 
 impl<F: FnMut(&[u8])> Sink for ChunkSink<F> {
     fn bytes(&mut self, b: &[u8]) {
-        (self.0)(b)
+        (self.0)(b);
     }
     fn byte(&mut self, b: u8) {
-        (self.0)(&[b])
+        (self.0)(&[b]);
     }
 }
 

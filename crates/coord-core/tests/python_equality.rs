@@ -2,6 +2,7 @@
 //! random strings (control, DEL, quotes, backslash, non-ASCII, astral) and
 //! random numbers. Python is the reference; `COORD_PYTHON` picks the
 //! interpreter (default `python3`).
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 use std::io::Write;
 use std::process::{Command, Stdio};

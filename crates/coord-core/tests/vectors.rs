@@ -1,4 +1,5 @@
 //! Every vector in tests/vectors.json, through the core.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 use coord_core::{canonical, AgentKeys, Field, SecretKey, Status};
 use serde_json::Value;

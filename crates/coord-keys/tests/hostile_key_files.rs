@@ -1,5 +1,6 @@
 //! Hostile key files and agent ids: every one refused with a clear reason,
 //! none leaking key bytes into an error or a report.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -319,7 +320,7 @@ fn unicode_look_alikes_never_get_alices_key() {
                 .keys
                 .as_ref()
                 .and_then(|k| k.current.as_ref())
-                .map(|k| k.fingerprint());
+                .map(coord_core::SecretKey::fingerprint);
             if which == "env" && id == "Alice" {
                 // gptme's env rule maps ASCII ids that differ only in case
                 // or punctuation to one variable, on purpose (SECURITY.md).

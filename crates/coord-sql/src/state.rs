@@ -56,7 +56,9 @@ impl Shared {
     /// The state and signer name already registered on the connection
     /// `handle`, if it is still alive.
     pub(crate) fn registered(handle: usize) -> Option<(Shared, String)> {
-        let mut all = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = REGISTERED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         all.retain(|(_, w, _)| w.strong_count() > 0);
         all.iter()
             .find(|(h, _, _)| *h == handle)
@@ -65,7 +67,9 @@ impl Shared {
 
     /// Records this state and signer as the ones of connection `handle`.
     pub(crate) fn remember(&self, handle: usize, signer: &str) {
-        let mut all = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = REGISTERED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         all.retain(|(h, w, _)| w.strong_count() > 0 && *h != handle);
         all.push((handle, Arc::downgrade(&self.0), signer.to_owned()));
     }
@@ -74,7 +78,9 @@ impl Shared {
         // A panic while holding the lock leaves no broken invariant in
         // State (every update is a single insert or replace), so a poisoned
         // lock is still usable.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -117,8 +123,12 @@ impl State {
         if let Some(k) = self.memory.get(agent) {
             return crate::KeyStatus::Connection {
                 agent: agent.to_owned(),
-                fingerprint: k.current.as_ref().map(|c| c.fingerprint()),
-                retired: k.retired.iter().map(|r| r.fingerprint()).collect(),
+                fingerprint: k.current.as_ref().map(coord_core::SecretKey::fingerprint),
+                retired: k
+                    .retired
+                    .iter()
+                    .map(coord_core::SecretKey::fingerprint)
+                    .collect(),
             };
         }
         crate::KeyStatus::Found(self.resolved(agent).report.clone())
