@@ -133,12 +133,31 @@ pub(crate) enum Shape {
 impl Shape {
     /// The signed fields for `agent` and the field arguments `f`. A row
     /// shape takes exactly three arguments after the agent (the functions
-    /// are registered with that many).
-    fn signed<'a>(self, agent: &'a str, f: Vec<Field<'a>>) -> Vec<Field<'a>> {
+    /// are registered with that many); its row is built on the stack.
+    fn signed<'a>(self, agent: &'a str, f: Vec<Field<'a>>) -> Signed<'a> {
         match (self, f.as_slice()) {
-            (Shape::Claim, &[t, e, x]) => Claim::new(agent, t, e, x).into_fields().to_vec(),
-            (Shape::Message, &[r, c, b]) => Message::new(agent, r, c, b).into_fields().to_vec(),
-            _ => f,
+            (Shape::Claim, &[t, e, x]) => Signed::Row(Claim::new(agent, t, e, x).into_fields()),
+            (Shape::Message, &[r, c, b]) => Signed::Row(Message::new(agent, r, c, b).into_fields()),
+            _ => Signed::Fields(f),
+        }
+    }
+}
+
+/// The fields a function signs or verifies.
+enum Signed<'a> {
+    /// A claim's or a message's, from coord-core's row model.
+    Row([Field<'a>; 4]),
+    /// As given.
+    Fields(Vec<Field<'a>>),
+}
+
+impl<'a> std::ops::Deref for Signed<'a> {
+    type Target = [Field<'a>];
+
+    fn deref(&self) -> &[Field<'a>] {
+        match self {
+            Signed::Row(r) => r,
+            Signed::Fields(f) => f,
         }
     }
 }
