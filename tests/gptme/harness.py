@@ -18,6 +18,11 @@ from gptme_coordination.db import CoordinationDB  # noqa: E402
 from gptme_coordination.messages import MessageBus  # noqa: E402,F401
 from gptme_coordination.work import WorkClaimManager  # noqa: E402
 
+# one write-API runner for every Python test: BEGIN IMMEDIATE, the INSERT,
+# coord_result, COMMIT (errors, busy included, roll back and propagate)
+sys.path.insert(0, str(REPO / "tests" / "extension"))
+from common import run_op  # noqa: E402,F401
+
 EXT = os.environ.get("COORD_EXT", str(REPO / "target" / "release" / "libcoord"))
 COORD_BIN = os.environ.get("COORD_BIN", str(REPO / "crates" / "coord-cli" / "target" / "release" / "coord"))
 
@@ -50,19 +55,3 @@ def connect_coord(db, timeout=10.0) -> sqlite3.Connection:
     conn.load_extension(EXT)
     conn.enable_load_extension(False)
     return conn
-
-
-def run_op(conn, view, values, columns="outcome, epoch"):
-    """One write-API operation in its own BEGIN IMMEDIATE transaction;
-    returns `columns` of its coord_result row. Errors (busy included) roll
-    back and propagate."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(f"INSERT INTO {view} VALUES ({', '.join('?' for _ in values)})", values)
-        row = conn.execute(f"SELECT {columns} FROM coord_result").fetchone()
-        conn.execute("COMMIT")
-        return row
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise

@@ -24,6 +24,32 @@ pub trait SignedRow {
     fn fields(&self) -> &[Field<'_>];
 }
 
+/// What [`Claim`] and [`Message`] share: both hold their four signed
+/// fields, the signer first (always TEXT: `new` takes it as `&str`).
+macro_rules! row_impls {
+    ($row:ident) => {
+        impl<'a> $row<'a> {
+            /// The signed fields, in signing order, owned.
+            pub fn into_fields(self) -> [Field<'a>; 4] {
+                self.fields
+            }
+        }
+
+        impl SignedRow for $row<'_> {
+            fn signer(&self) -> &str {
+                match self.fields[0] {
+                    Field::Text(s) => s,
+                    _ => "",
+                }
+            }
+
+            fn fields(&self) -> &[Field<'_>] {
+                &self.fields
+            }
+        }
+    };
+}
+
 /// A `work` row: signs `[claimer, task_id, epoch, expires_at]` with the
 /// claimer's key.
 ///
@@ -67,26 +93,7 @@ impl<'a> Claim<'a> {
     }
 }
 
-impl<'a> Claim<'a> {
-    /// The signed fields, in signing order, owned.
-    pub fn into_fields(self) -> [Field<'a>; 4] {
-        self.fields
-    }
-}
-
-impl SignedRow for Claim<'_> {
-    fn signer(&self) -> &str {
-        match self.fields[0] {
-            Field::Text(s) => s,
-            // `new` only ever stores the claimer as text
-            _ => "",
-        }
-    }
-
-    fn fields(&self) -> &[Field<'_>] {
-        &self.fields
-    }
-}
+row_impls!(Claim);
 
 /// A `messages` row: signs `[sender, recipient or "", channel, body]` with
 /// the sender's key.
@@ -132,25 +139,7 @@ impl<'a> Message<'a> {
     }
 }
 
-impl<'a> Message<'a> {
-    /// The signed fields, in signing order, owned.
-    pub fn into_fields(self) -> [Field<'a>; 4] {
-        self.fields
-    }
-}
-
-impl SignedRow for Message<'_> {
-    fn signer(&self) -> &str {
-        match self.fields[0] {
-            Field::Text(s) => s,
-            _ => "",
-        }
-    }
-
-    fn fields(&self) -> &[Field<'_>] {
-        &self.fields
-    }
-}
+row_impls!(Message);
 
 #[cfg(test)]
 mod tests {
