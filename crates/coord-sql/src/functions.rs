@@ -218,9 +218,8 @@ fn verify_status(state: &Shared, ctx: &Context<'_>, shape: Shape) -> Status {
             }
         });
     };
-    state
-        .lock()
-        .verify(agent, mac, &shape.signed(agent, fields))
+    let signed = shape.signed(agent, fields);
+    state.lock().verify(agent, mac, &signed)
 }
 
 /// A MAC handed to SQLite straight from the stack (SQLite copies it).
