@@ -41,14 +41,13 @@ echo "== 2-5. SQL, claims, contention, memory" >&2
 /usr/bin/python3 bench/sql_bench.py > "$out/sql.json"
 
 echo "== 6. component (wasmtime vs native)" >&2
-# Built where tests/component.sh builds it, so the two share one build.
+# Built where tests/component.sh builds them, so the two share one build.
 rustup target add wasm32-wasip2 >&2
 CARGO_TARGET_DIR=target-component cargo build -p coord-component --target wasm32-wasip2 \
     --profile component >&2
-CARGO_TARGET_DIR=target-component cargo build --release --locked \
-    --manifest-path tests/wasmtime-host/Cargo.toml >&2
+cargo build --locked --profile host -p coord-wasmtime-host >&2
 wasm=target-component/wasm32-wasip2/component/coord_component.wasm
-target-component/release/coord-wasmtime-host bench "$wasm" > "$out/component.txt"
+target/host/coord-wasmtime-host bench "$wasm" > "$out/component.txt"
 stat -c %s "$wasm" > "$out/component_size.txt"
 
 /usr/bin/python3 bench/report.py "$out" | tee "$out/report.md"

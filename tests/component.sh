@@ -18,7 +18,7 @@ cd "$ROOT" || exit 2
 WORK="$ROOT/target-component"
 FIXTURE="$ROOT/tests/fixtures/gptme"
 WASM="$WORK/wasm32-wasip2/component/coord_component.wasm"
-HOST_BIN="$WORK/release/coord-wasmtime-host"
+HOST_BIN="$ROOT/target/host/coord-wasmtime-host"
 MAX_SIZE=153600 # 150 KiB
 mkdir -p "$WORK"
 
@@ -143,9 +143,9 @@ else
     fail "no jco in tests/component/node_modules: run tests/setup.sh"
 fi
 
-# The Rust host: its own workspace and Cargo.lock (wasmtime is a long build).
-if CARGO_TARGET_DIR="$WORK" cargo build --release --locked \
-    --manifest-path tests/wasmtime-host/Cargo.toml; then
+# The Rust host: in the root workspace, under its own profile (wasmtime under
+# the release profile's fat LTO would be a far longer build).
+if cargo build --locked --profile host -p coord-wasmtime-host; then
     ok "rust host builds (wasmtime 48)"
     for fx in "${FIXTURES[@]}"; do
         run_host "rust host, $(label "$fx")" "$HOST_BIN" check "$WASM" tests/vectors.json \

@@ -12,15 +12,20 @@ use serde_json::Value;
 use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store};
 
-wasmtime::component::bindgen!({
-    path: "../../wit",
-    world: "signer",
-    additional_derives: [PartialEq],
-});
+/// The Rust types wasmtime generates from `wit/signing.wit`.
+mod bindings {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "signer",
+        additional_derives: [PartialEq],
+    });
+}
 
-use exports::coord::signing::signing::{
+use bindings::exports::coord::signing::signing::{
     AgentKey, Claim, Error as CoordError, Field, Message, VerificationStatus,
 };
+use bindings::Signer;
 
 type Res<T> = Result<T, String>;
 
@@ -348,9 +353,9 @@ fn fixture(t: &mut Tally, h: &mut Host, rows: &Value, secrets: &Path) -> Res<()>
     let kr = h.keyring()?;
     let mut entries: Vec<_> = std::fs::read_dir(secrets)
         .map_err(|e| format!("{}: {e}", secrets.display()))?
-        .filter_map(|e| e.ok())
+        .filter_map(Result::ok)
         .collect();
-    entries.sort_by_key(|e| e.file_name());
+    entries.sort_by_key(std::fs::DirEntry::file_name);
     let mut loaded = 0;
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
