@@ -244,7 +244,11 @@ class Hostile(unittest.TestCase):
             claim(conn, "task:1", "alice")
         except sqlite3.DatabaseError as e:
             self.assertIn("did not apply", str(e))  # coord's own check caught it
-        conn.execute("INSERT INTO coord_send VALUES ('alice', NULL, NULL, 'hello')")
+        # coord's check of the row it wrote catches the rewrite: an error, and
+        # the statement's writes are undone
+        with self.assertRaisesRegex(sqlite3.DatabaseError, "coord_send: .*not written as decided"):
+            conn.execute("INSERT INTO coord_send VALUES ('alice', NULL, NULL, 'hello')")
+        self.assertEqual(conn.execute("SELECT count(*) FROM messages").fetchone()[0], 0)
         for view in ("coord_work", "coord_messages"):
             rows = conn.execute(f"SELECT verification FROM {view} WHERE hmac IS NOT NULL").fetchall()
             self.assertTrue(all(r[0] == "bad_mac" for r in rows), (view, [tuple(r) for r in rows]))

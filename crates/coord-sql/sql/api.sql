@@ -1,7 +1,9 @@
 -- coord's write API: one TEMP view per operation, whose INSTEAD OF INSERT
 -- trigger does the whole operation as one statement. Each operation first
 -- records its decision in temp.coord_result from the state it reads, then
--- makes the conditional write, then checks that the write applied. Run it
+-- makes the conditional write and checks that it applied: those two steps
+-- are sql/writes.sql's, which coord-sql puts where `-- coord:writes OP` and
+-- `-- coord:check OP` stand below (a server backend runs the same text). Run it
 -- inside BEGIN IMMEDIATE (the CLI and the Rust API do): then no other writer
 -- can act between the read and the write. Without it the statement is still
 -- atomic, and a concurrent commit makes it fail with SQLITE_BUSY rather than
@@ -29,7 +31,14 @@ CREATE TEMP TABLE coord_result (
     now TEXT,
     signed INTEGER,            -- 1 if the written row carries a MAC
     message_id INTEGER,
-    detail TEXT                -- one line for people
+    detail TEXT,               -- one line for people
+    -- what the write needs beyond the above (see sql/writes.sql)
+    mac TEXT,                  -- the MAC the row is written with
+    result TEXT,               -- complete: the result
+    metadata TEXT,             -- submit: the metadata
+    recipient TEXT,            -- send: the message's fields
+    channel TEXT,
+    body TEXT
 );
 
 -- claim -------------------------------------------------------------------
@@ -79,43 +88,25 @@ BEGIN
                            datetime('now', '+' || COALESCE(NEW.ttl_minutes, 60) || ' minutes') AS exp) AS t
               LEFT JOIN main.work AS w ON w.task_id = t.task_id);
 
-    -- renew (the holder's live claim: new expiry, same epoch) or grant an
-    -- existing task (available, expired, abandoned or completed: epoch + 1),
-    -- each only if the row is still in the state the decision read
-    UPDATE work
-       SET (claimer, epoch, claimed_at, expires_at, status, completed_at, result, hmac) =
-           (SELECT r.agent, r.epoch,
-                   CASE r.outcome WHEN 'granted' THEN r.now ELSE work.claimed_at END,
-                   r.expires_at, 'claimed',
-                   CASE r.outcome WHEN 'granted' THEN NULL ELSE work.completed_at END,
-                   CASE r.outcome WHEN 'granted' THEN NULL ELSE work.result END,
-                   coord_signer_claim(r.agent, r.task_id, r.epoch, r.expires_at)
-              FROM coord_result AS r)
-     WHERE task_id = NEW.task_id
-       AND EXISTS (SELECT 1 FROM coord_result AS r
-                    WHERE (r.outcome = 'renewed' AND work.status = 'claimed'
-                           AND work.claimer = r.agent AND work.epoch = r.epoch)
-                       OR (r.outcome = 'granted' AND work.epoch = r.epoch - 1
-                           AND NOT (work.status = 'claimed' AND work.expires_at >= r.now)));
-
-    -- grant a task nobody has seen: it starts at epoch 1
-    INSERT INTO work(task_id, claimer, epoch, claimed_at, expires_at, status, hmac)
-    SELECT task_id, agent, 1, now, expires_at, 'claimed',
-           coord_signer_claim(agent, task_id, 1, expires_at)
+    -- an expiry SQLite could not compute, or an epoch past the last
+    SELECT coord_fail(CASE WHEN expires_at IS NULL
+                           THEN 'coord_claim: ttl_minutes gives no valid expiry time'
+                           -- old epoch + 1 overflowed into a REAL
+                           ELSE 'coord_claim: ' || task_id || ' is at the highest epoch '
+                                || '(9223372036854775807): a new holder could not fence off the last one, '
+                                || 'so it cannot be granted again' END)
       FROM coord_result
-     -- (reading the decision, not main.work, spares SQLite a temporary copy
-     -- of the SELECT it makes when an INSERT reads the table it fills)
-     WHERE outcome = 'granted' AND NOT existed;
+     WHERE expires_at IS NULL OR (outcome = 'granted' AND typeof(epoch) <> 'integer');
 
-    -- rows-affected check: `signed` is NULL when a grant or renewal did not
-    -- land as decided, and that is an error, as is an expiry SQLite could
-    -- not compute
+    -- signed as the claimer: a MAC when this connection holds its key, else NULL
+    UPDATE coord_result SET mac = coord_signer_claim(agent, task_id, epoch, expires_at)
+     WHERE outcome IN ('granted', 'renewed');
+
+    -- coord:writes claim
+    -- coord:check claim
+
     UPDATE coord_result
-       SET signed = CASE WHEN outcome IN ('granted', 'renewed') THEN
-               (SELECT w.hmac IS NOT NULL FROM main.work AS w
-                 WHERE w.task_id = coord_result.task_id AND w.claimer = coord_result.agent
-                   AND w.epoch = coord_result.epoch AND w.expires_at = coord_result.expires_at
-                   AND w.status = 'claimed') END,
+       SET signed = CASE WHEN outcome IN ('granted', 'renewed') THEN mac IS NOT NULL END,
            detail = CASE outcome
                WHEN 'denied' THEN 'DENIED: ' || task_id || ' is held by ' || COALESCE(holder, 'nobody')
                                   || ' until ' || expires_at || ' (epoch ' || epoch || ')'
@@ -123,17 +114,6 @@ BEGIN
                                    || ' (epoch ' || epoch || ')'
                ELSE 'granted ' || task_id || ' to ' || agent || ' at epoch ' || epoch
                     || ' until ' || expires_at END;
-    SELECT coord_fail(CASE WHEN expires_at IS NULL
-                           THEN 'coord_claim: ttl_minutes gives no valid expiry time'
-                           -- old epoch + 1 overflowed into a REAL
-                           WHEN typeof(epoch) <> 'integer'
-                           THEN 'coord_claim: ' || task_id || ' is at the highest epoch '
-                                || '(9223372036854775807): a new holder could not fence off the last one, '
-                                || 'so it cannot be granted again'
-                           ELSE 'coord_claim: internal error: the ' || outcome || ' of ' || task_id
-                                || ' did not apply' END)
-      FROM coord_result
-     WHERE expires_at IS NULL OR (outcome IN ('granted', 'renewed') AND signed IS NULL);
 END;
 
 -- complete and abandon ------------------------------------------------------
@@ -154,7 +134,7 @@ BEGIN
      WHERE COALESCE(NEW.claimer, coord_agent()) IS NULL;
     SELECT coord_fail('coord_complete: epoch must be an INTEGER or NULL')
      WHERE NEW.epoch IS NOT NULL AND typeof(NEW.epoch) IS NOT 'integer';
-    INSERT INTO coord_result(op, task_id, agent, outcome, holder, epoch, expires_at, now)
+    INSERT INTO coord_result(op, task_id, agent, outcome, holder, epoch, expires_at, now, result)
     SELECT 'complete', t.task_id, t.agent,
            CASE WHEN w.task_id IS NULL THEN 'unknown_task'
                 WHEN NEW.epoch IS NOT NULL AND NEW.epoch IS NOT w.epoch THEN 'lost_lease'
@@ -162,24 +142,12 @@ BEGIN
                 WHEN w.claimer IS NOT t.agent THEN 'not_holder'
                 WHEN w.expires_at IS NULL OR w.expires_at < t.now THEN 'expired'
                 ELSE 'completed' END,
-           w.claimer, w.epoch, w.expires_at, t.now
+           w.claimer, w.epoch, w.expires_at, t.now, NEW.result
       FROM (SELECT NEW.task_id AS task_id, COALESCE(NEW.claimer, coord_agent()) AS agent,
                    datetime('now') AS now) AS t
       LEFT JOIN main.work AS w ON w.task_id = t.task_id;
-    UPDATE work
-       SET status = 'completed',
-           completed_at = (SELECT now FROM temp.coord_result),
-           result = NEW.result
-     WHERE task_id = NEW.task_id
-       AND (SELECT outcome FROM temp.coord_result) = 'completed'
-       AND status = 'claimed'
-       AND claimer = (SELECT agent FROM temp.coord_result)
-       AND epoch = (SELECT epoch FROM temp.coord_result);
-    SELECT coord_fail('coord_complete: internal error: the completion of ' || r.task_id || ' did not apply')
-      FROM temp.coord_result AS r
-     WHERE r.outcome = 'completed'
-       AND NOT EXISTS (SELECT 1 FROM main.work AS w WHERE w.task_id = r.task_id
-                          AND w.status = 'completed' AND w.epoch = r.epoch);
+    -- coord:writes complete
+    -- coord:check complete
     UPDATE coord_result SET detail = CASE outcome
         WHEN 'completed' THEN 'completed ' || task_id || ' at epoch ' || epoch
         WHEN 'unknown_task' THEN 'no task ' || task_id
@@ -210,20 +178,8 @@ BEGIN
       FROM (SELECT NEW.task_id AS task_id, COALESCE(NEW.claimer, coord_agent()) AS agent,
                    datetime('now') AS now) AS t
       LEFT JOIN main.work AS w ON w.task_id = t.task_id;
-    -- the row gptme-coordination's abandon writes: no holder, no expiry, no
-    -- MAC, so its list_available() offers the task at once
-    UPDATE work SET status = 'abandoned', claimer = NULL, expires_at = NULL,
-                    completed_at = NULL, hmac = NULL, result = NULL
-     WHERE task_id = NEW.task_id
-       AND (SELECT outcome FROM temp.coord_result) = 'abandoned'
-       AND status = 'claimed'
-       AND claimer = (SELECT agent FROM temp.coord_result)
-       AND epoch = (SELECT epoch FROM temp.coord_result);
-    SELECT coord_fail('coord_abandon: internal error: abandoning ' || r.task_id || ' did not apply')
-      FROM temp.coord_result AS r
-     WHERE r.outcome = 'abandoned'
-       AND NOT EXISTS (SELECT 1 FROM main.work AS w WHERE w.task_id = r.task_id
-                          AND w.status = 'abandoned' AND w.epoch = r.epoch);
+    -- coord:writes abandon
+    -- coord:check abandon
     UPDATE coord_result SET detail = CASE outcome
         WHEN 'abandoned' THEN 'abandoned ' || task_id || ' at epoch ' || epoch
         WHEN 'unknown_task' THEN 'no task ' || task_id
@@ -242,23 +198,18 @@ BEGIN
     DELETE FROM coord_result;
     SELECT coord_fail('coord_submit: task_id must be non-empty TEXT')
      WHERE typeof(NEW.task_id) IS NOT 'text' OR NEW.task_id = '';
-    INSERT INTO coord_result(op, task_id, outcome, holder, epoch, now, detail)
+    INSERT INTO coord_result(op, task_id, outcome, holder, epoch, now, detail, metadata)
     SELECT 'submit', NEW.task_id,
            CASE WHEN w.task_id IS NULL THEN 'submitted'
                 WHEN w.status = 'abandoned' THEN 'resubmitted' ELSE 'exists' END,
            w.claimer, COALESCE(w.epoch, 0), datetime('now'),
            CASE WHEN w.task_id IS NULL THEN 'submitted ' || NEW.task_id
                 WHEN w.status = 'abandoned' THEN NEW.task_id || ' was abandoned: available again'
-                ELSE NEW.task_id || ' already exists (' || w.status || ')' END
+                ELSE NEW.task_id || ' already exists (' || w.status || ')' END,
+           NEW.metadata
       FROM (SELECT NULL) LEFT JOIN main.work AS w ON w.task_id = NEW.task_id;
-    INSERT OR IGNORE INTO work(task_id, status, metadata)
-    VALUES (NEW.task_id, 'available', NEW.metadata);
-    -- gptme-coordination's submit: an abandoned task is offered again, its
-    -- epoch kept so the next claim still fences every earlier holder
-    UPDATE work
-       SET status = 'available', claimer = NULL, claimed_at = NULL, expires_at = NULL,
-           completed_at = NULL, result = NULL, metadata = COALESCE(NEW.metadata, metadata)
-     WHERE task_id = NEW.task_id AND status = 'abandoned';
+    -- coord:writes submit
+    -- coord:check submit
 END;
 
 -- send ------------------------------------------------------------------------
@@ -277,13 +228,16 @@ BEGIN
      WHERE NEW.recipient IS NOT NULL AND typeof(NEW.recipient) IS NOT 'text';
     SELECT coord_fail('coord_send: channel must be TEXT or NULL (general)')
      WHERE NEW.channel IS NOT NULL AND typeof(NEW.channel) IS NOT 'text';
-    INSERT INTO messages(sender, recipient, channel, body, hmac)
-    SELECT s, NEW.recipient, c, NEW.body,
+    INSERT INTO coord_result(op, agent, outcome, recipient, channel, body, mac)
+    SELECT 'send', s, 'sent', NEW.recipient, c, NEW.body,
            coord_signer_message(s, NEW.recipient, c, NEW.body)
       FROM (SELECT COALESCE(NEW.sender, coord_agent()) AS s, COALESCE(NEW.channel, 'general') AS c);
-    INSERT INTO coord_result(op, agent, outcome, now, signed, message_id, detail)
-    SELECT 'send', m.sender, 'sent', m.created_at, m.hmac IS NOT NULL, m.id,
-           -- the id is in message_id (a server gives its own), not in the text
-           'sent to ' || COALESCE(m.recipient, 'everyone') || ' on ' || m.channel
-      FROM main.messages AS m WHERE m.id = last_insert_rowid();
+    -- coord:writes send
+    -- coord:check send
+    UPDATE coord_result
+       SET (now, signed, message_id, detail) =
+           (SELECT m.created_at, m.hmac IS NOT NULL, m.id,
+                   -- the id is in message_id (a server gives its own), not in the text
+                   'sent to ' || COALESCE(m.recipient, 'everyone') || ' on ' || m.channel
+              FROM main.messages AS m WHERE m.id = last_insert_rowid());
 END;

@@ -15,6 +15,7 @@ mod guard;
 pub mod ops;
 pub mod schema;
 mod state;
+pub mod writes;
 
 use rusqlite::Connection;
 
@@ -263,7 +264,7 @@ pub fn unregister(conn: &Connection) {
 /// the write API signing through this connection's internal signer.
 fn create_temp(conn: &Connection, signer: &str) -> rusqlite::Result<()> {
     conn.execute_batch(VIEWS_SQL)?;
-    let mut api = API_SQL.to_owned();
+    let mut api = writes::expand_api(API_SQL);
     for (placeholder, (name, _)) in functions::SIGNER_PLACEHOLDERS
         .iter()
         .zip(functions::internal_signers(signer))

@@ -214,6 +214,114 @@ fn run(
     }
 }
 
+/// One write-API operation, as a value: what [`run_op`] runs, and what a
+/// backend that keeps its rows elsewhere needs to know of it (its task and
+/// kind). `None` for a claimer or sender means the connection's agent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Op<'a> {
+    /// [`claim`].
+    Claim {
+        /// The task.
+        task_id: &'a str,
+        /// Who claims it.
+        claimer: Option<&'a str>,
+        /// For how long.
+        ttl_minutes: f64,
+    },
+    /// [`complete`].
+    Complete {
+        /// The task.
+        task_id: &'a str,
+        /// Its holder.
+        claimer: Option<&'a str>,
+        /// The epoch it must still be at.
+        epoch: Option<i64>,
+        /// The result.
+        result: Option<&'a str>,
+    },
+    /// [`abandon`].
+    Abandon {
+        /// The task.
+        task_id: &'a str,
+        /// Its holder.
+        claimer: Option<&'a str>,
+        /// The epoch it must still be at.
+        epoch: Option<i64>,
+    },
+    /// [`submit`].
+    Submit {
+        /// The task.
+        task_id: &'a str,
+        /// Its metadata.
+        metadata: Option<&'a str>,
+    },
+    /// [`send`].
+    Send {
+        /// Who sends it.
+        sender: Option<&'a str>,
+        /// To whom (`None`: everyone).
+        recipient: Option<&'a str>,
+        /// On which channel (`None`: general).
+        channel: Option<&'a str>,
+        /// What it says.
+        body: &'a str,
+    },
+}
+
+impl Op<'_> {
+    /// Which operation this is.
+    pub fn kind(&self) -> crate::writes::Kind {
+        use crate::writes::Kind;
+        match self {
+            Op::Claim { .. } => Kind::Claim,
+            Op::Complete { .. } => Kind::Complete,
+            Op::Abandon { .. } => Kind::Abandon,
+            Op::Submit { .. } => Kind::Submit,
+            Op::Send { .. } => Kind::Send,
+        }
+    }
+
+    /// The task it acts on (none for a message).
+    pub fn task_id(&self) -> Option<&str> {
+        match *self {
+            Op::Claim { task_id, .. }
+            | Op::Complete { task_id, .. }
+            | Op::Abandon { task_id, .. }
+            | Op::Submit { task_id, .. } => Some(task_id),
+            Op::Send { .. } => None,
+        }
+    }
+}
+
+/// Runs `op` on `conn` (inside BEGIN IMMEDIATE, as every function here).
+pub fn run_op(conn: &Connection, op: &Op<'_>) -> Result<OpResult, OpError> {
+    match *op {
+        Op::Claim {
+            task_id,
+            claimer,
+            ttl_minutes,
+        } => claim(conn, task_id, claimer, ttl_minutes),
+        Op::Complete {
+            task_id,
+            claimer,
+            epoch,
+            result,
+        } => complete(conn, task_id, claimer, epoch, result),
+        Op::Abandon {
+            task_id,
+            claimer,
+            epoch,
+        } => abandon(conn, task_id, claimer, epoch),
+        Op::Submit { task_id, metadata } => submit(conn, task_id, metadata),
+        Op::Send {
+            sender,
+            recipient,
+            channel,
+            body,
+        } => send(conn, sender, recipient, channel, body),
+    }
+}
+
 /// Claims `task_id` for `claimer` (None: the connection's agent) for
 /// `ttl_minutes`.
 pub fn claim(
