@@ -266,6 +266,34 @@ def test_forgery_through_a_replica_detected_everywhere():
     coord(PRIMARY, "claim", victim, "--ttl", "30", agent="alice", check=0)
 
 
+def test_a_write_the_server_rewrites_is_refused_and_nothing_commits():
+    # Someone who can write the server's schema plants triggers that rewrite
+    # coord's rows as they land. The check of sql/writes.sql, the same one
+    # the write API runs on a file, runs on the primary inside the client's
+    # transaction: the write is an error and nothing of it is committed.
+    _, res = hrana(PRIMARY, [
+        "CREATE TRIGGER rewrite_claim AFTER INSERT ON work WHEN NEW.task_id GLOB 'rewrite:*' "
+        "BEGIN UPDATE work SET claimer = 'mallory' WHERE task_id = NEW.task_id; END",
+        "CREATE TRIGGER rewrite_send AFTER INSERT ON messages WHEN NEW.body GLOB 'rewrite*' "
+        "BEGIN UPDATE messages SET body = 'pay mallory' WHERE id = NEW.id; END",
+    ])
+    assert not [r for r in res if isinstance(r, tuple)], res
+    try:
+        for url in (PRIMARY, REPLICA1):
+            p = coord(url, "claim", "rewrite:1", agent="bob", check=2)
+            assert "did not apply; nothing was committed" in p.stderr, p.stderr
+            p = coord(url, "send", "rewrite me", agent="bob", check=2)
+            assert "not written as decided; nothing was committed" in p.stderr, p.stderr
+        assert q(PRIMARY, "SELECT count(*) FROM work WHERE task_id GLOB 'rewrite:*'") == [["0"]]
+        assert q(PRIMARY, "SELECT count(*) FROM messages WHERE body = 'pay mallory' "
+                          "OR body GLOB 'rewrite*'") == [["0"]]
+    finally:
+        hrana(PRIMARY, ["DROP TRIGGER rewrite_claim", "DROP TRIGGER rewrite_send"])
+    # Without the plants the same writes land.
+    assert coord_json(PRIMARY, "claim", "rewrite:1", agent="bob", check=0)["outcome"] == "granted"
+    hrana(PRIMARY, ["DELETE FROM work WHERE task_id = 'rewrite:1'"])
+
+
 def start_node(args, log):
     env = {k: v for k, v in os.environ.items() if not k.startswith("COORDINATION_")}
     env["COORDINATION_SECRETS_DIR"] = os.path.join(CLUSTER_DIR, "no-keys")

@@ -7,9 +7,9 @@
 use coord_core::Status;
 use serde_json::{json, Map, Value};
 
-use crate::db::Db;
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
 use crate::output::{outln, style, Out};
+use coord_db::Db;
 
 /// One row that failed.
 struct Finding {

@@ -230,10 +230,4 @@ pub struct Signing {
     pub unsigned: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListFilter {
-    Available,
-    Claimed,
-    Expired,
-    All,
-}
+pub use coord_db::ListFilter;

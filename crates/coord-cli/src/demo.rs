@@ -230,8 +230,10 @@ fn tour_steps(t: &Tour) -> Result<(), CliError> {
         &["claim", "migrate-db", "--ttl", "0.02"],
         EXIT_OK,
     )?;
-    t.note("alice's claim lasts 1.2 s; waiting 2 s for it to expire");
-    std::thread::sleep(Duration::from_millis(2100));
+    // Expiry times are stored to the second (truncated), so a lease of
+    // 1.2 s is surely over only 2.2 s after it was granted.
+    t.note("alice's claim lasts 1.2 s; waiting 2.5 s for it to expire");
+    std::thread::sleep(Duration::from_millis(2500));
     t.run(Some("bob"), &["claim", "migrate-db"], EXIT_OK)?;
     t.run(
         Some("alice"),

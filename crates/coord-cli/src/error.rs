@@ -16,12 +16,6 @@ pub const EXIT_ERROR: u8 = 2;
 /// A failure, printed as one line on stderr.
 #[derive(Debug, Error)]
 pub enum CliError {
-    #[error("no coordination database at {path} ({how}); create it with `coord init`, or point --db or $COORDINATION_DB at an existing one")]
-    NoDatabase { path: PathBuf, how: String },
-
-    #[error("database {path} stayed locked by another writer past the busy timeout ({ms} ms); try again, or raise --busy-timeout")]
-    Busy { path: PathBuf, ms: u64 },
-
     #[error("no agent given: pass --as AGENT or set $COORDINATION_AGENT")]
     NoAgent,
 
@@ -49,30 +43,8 @@ pub enum CliError {
     #[error("could not read random bytes from the OS: {0}")]
     Random(String),
 
-    #[error("{table} in {path} is a {kind}, not a table; a cautious reader does not trust it")]
-    NotATable {
-        table: &'static str,
-        kind: String,
-        path: PathBuf,
-    },
-
-    #[error("table {table} in {path} has no hmac column (written before signing); run `coord init` to add it")]
-    NoMacColumn { table: &'static str, path: PathBuf },
-
-    #[error("database {path}: {source}")]
-    Sql {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-
-    #[error("database {url}: {source}")]
-    Remote {
-        url: String,
-        source: crate::remote::RemoteError,
-    },
-
-    #[error("this machine's clock is {skew_s:+.1} s off the primary's; coord decides leases only with a clock within 2 s of it (sync the clock, e.g. with NTP)")]
-    ClockSkew { skew_s: f64 },
+    #[error(transparent)]
+    Db(#[from] coord_db::Error),
 
     #[error("{0}")]
     Other(String),
@@ -87,20 +59,6 @@ impl CliError {
         }
     }
 
-    /// Wraps a SQLite error on `path`, turning "busy" into [`CliError::Busy`].
-    pub fn sql(path: &std::path::Path, busy_ms: u64, source: rusqlite::Error) -> Self {
-        if is_busy(&source) {
-            return CliError::Busy {
-                path: path.to_owned(),
-                ms: busy_ms,
-            };
-        }
-        CliError::Sql {
-            path: path.to_owned(),
-            source,
-        }
-    }
-
     /// An I/O error on `path`.
     pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         CliError::Io {
@@ -108,12 +66,4 @@ impl CliError {
             source,
         }
     }
-}
-
-/// Whether SQLite gave up waiting for a lock.
-pub fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }

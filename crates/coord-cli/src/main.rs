@@ -1,19 +1,17 @@
 //! `coord`: sign and verify gptme-coordination claims and messages from the
-//! shell. Every database operation goes through coord-sql, the same SQL and
-//! compare-and-swap as the SQLite extension, on this process's own
-//! connection (rusqlite's bundled SQLite).
+//! shell: argument parsing and rendering over coord-db, which opens the
+//! database (a file or a libSQL server) and runs every operation through
+//! coord-sql, the same SQL and compare-and-swap as the SQLite extension.
 #![forbid(unsafe_code)]
 
 mod audit;
 mod cli;
-mod db;
 mod demo;
 mod error;
 mod keygen;
 mod ops;
 mod output;
 mod read;
-mod remote;
 mod sql;
 
 use std::process::ExitCode;
@@ -21,9 +19,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, Global};
-use crate::db::Db;
 use crate::error::CliError;
 use crate::output::Out;
+use coord_db::{Db, Op};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,13 +56,13 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
     let g = &cli.global;
     let me = agent(g)?;
     let need_agent = || me.clone().ok_or(CliError::NoAgent);
-    let at = db::resolve(g.db.as_deref());
+    let at = coord_db::resolve(g.db.as_deref());
     let open = || Db::open(&at, g.busy_timeout, me.as_deref());
     // Reads of a server database verify a copy of its rows here, with this
     // machine's keys; for a file this is just open().
-    let open_for_read = |scope: db::Scope<'_>| {
+    let open_for_read = |scope: coord_db::Scope<'_>| {
         let db = open()?;
-        db.sync(scope)?;
+        db.load(scope)?;
         Ok::<_, CliError>(db)
     };
     // Writes need coord's schema; a database only gptme-coordination has
@@ -95,8 +93,9 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
             let db = open_for_write()?;
             ops::report(
                 out,
-                db.op(Some(&task), |c| {
-                    coord_sql::ops::submit(c, &task, metadata.as_deref())
+                db.run(&Op::Submit {
+                    task_id: &task,
+                    metadata: metadata.as_deref(),
                 }),
             )
         }
@@ -108,8 +107,10 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
             }
             ops::report(
                 out,
-                db.op(Some(&task), |c| {
-                    coord_sql::ops::claim(c, &task, Some(&who), ttl)
+                db.run(&Op::Claim {
+                    task_id: &task,
+                    claimer: Some(&who),
+                    ttl_minutes: ttl,
                 }),
             )
         }
@@ -122,8 +123,11 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
             let db = open_for_write()?;
             ops::report(
                 out,
-                db.op(Some(&task), |c| {
-                    coord_sql::ops::complete(c, &task, Some(&who), epoch, result.as_deref())
+                db.run(&Op::Complete {
+                    task_id: &task,
+                    claimer: Some(&who),
+                    epoch,
+                    result: result.as_deref(),
                 }),
             )
         }
@@ -132,8 +136,10 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
             let db = open_for_write()?;
             ops::report(
                 out,
-                db.op(Some(&task), |c| {
-                    coord_sql::ops::abandon(c, &task, Some(&who), epoch)
+                db.run(&Op::Abandon {
+                    task_id: &task,
+                    claimer: Some(&who),
+                    epoch,
                 }),
             )
         }
@@ -156,15 +162,18 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
             }
             ops::report(
                 out,
-                db.op(None, |c| {
-                    coord_sql::ops::send(c, Some(&who), to.as_deref(), channel.as_deref(), &body)
+                db.run(&Op::Send {
+                    sender: Some(&who),
+                    recipient: to.as_deref(),
+                    channel: channel.as_deref(),
+                    body: &body,
                 }),
             )
         }
         Command::List { filter, agent } => {
-            let scope = db::Scope {
-                work: db::WorkScope::List(filter, agent.as_deref()),
-                messages: db::MessageScope::None,
+            let scope = coord_db::Scope {
+                work: coord_db::WorkScope::List(filter, agent.as_deref()),
+                messages: coord_db::MessageScope::None,
             };
             read::list(&open_for_read(scope)?, out, filter, agent.as_deref())
         }
@@ -174,9 +183,9 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
             limit,
         } => {
             let who = if all { None } else { Some(need_agent()?) };
-            let scope = db::Scope {
-                work: db::WorkScope::None,
-                messages: db::MessageScope::Inbox {
+            let scope = coord_db::Scope {
+                work: coord_db::WorkScope::None,
+                messages: coord_db::MessageScope::Inbox {
                     agent: who.as_deref(),
                     channel: channel.as_deref(),
                     limit,
@@ -190,9 +199,11 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
                 limit,
             )
         }
-        Command::Status => read::status(&open_for_read(db::Scope::ALL)?, out, me.as_deref()),
+        Command::Status => read::status(&open_for_read(coord_db::Scope::ALL)?, out, me.as_deref()),
         Command::Keygen { agent, rotate } => keygen::run(out, &agent, rotate),
-        Command::Audit { strict } => audit::audit(&open_for_read(db::Scope::ALL)?, out, strict),
+        Command::Audit { strict } => {
+            audit::audit(&open_for_read(coord_db::Scope::ALL)?, out, strict)
+        }
         Command::Sql { command } => {
             if let Some(url) = at.url() {
                 return Err(CliError::Other(format!(

@@ -4,9 +4,9 @@
 use coord_sql::ops::OpResult;
 use serde_json::json;
 
-use crate::db::Db;
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
 use crate::output::{style, Out};
+use coord_db::Db;
 
 /// Refuses to write as `agent` without a key that can sign, so that "signs
 /// by default" cannot silently become "wrote an unsigned row".
@@ -38,7 +38,7 @@ pub fn result_json(r: &OpResult) -> serde_json::Value {
 }
 
 /// Shows the result of an operation and returns its exit code.
-pub fn report(out: Out, r: Result<OpResult, CliError>) -> Result<u8, CliError> {
+pub fn report(out: Out, r: Result<OpResult, coord_db::Error>) -> Result<u8, CliError> {
     let r = r?;
     if out.json {
         out.print_json(&result_json(&r));

@@ -6,9 +6,9 @@ use rusqlite::params;
 use serde_json::{json, Value};
 
 use crate::cli::ListFilter;
-use crate::db::Db;
 use crate::error::{CliError, EXIT_OK};
 use crate::output::{clean, opt, outln, style, verification_cell, Out};
+use coord_db::Db;
 
 #[derive(Debug)]
 struct WorkRow {

@@ -9,9 +9,9 @@ use rusqlite::types::ValueRef;
 use rusqlite::Batch;
 use serde_json::{Map, Value};
 
-use crate::db::Db;
 use crate::error::{CliError, EXIT_ERROR, EXIT_OK};
 use crate::output::{outln, style, Out};
+use coord_db::Db;
 
 const HELP: &str = "\
 Statements end with ';'. coord's objects on this connection:
@@ -142,7 +142,7 @@ pub fn run(db: &Db, out: Out, command: Option<&str>) -> Result<u8, CliError> {
         }
         match run_sql(db, out, &buf) {
             Err(e) if interactive => out.line(style::REFUSED, &format!("error: {e}")),
-            Err(e) => return Err(db.err(e)),
+            Err(e) => return Err(db.err(e).into()),
             Ok(()) => {}
         }
         buf.clear();
@@ -153,7 +153,7 @@ pub fn run(db: &Db, out: Out, command: Option<&str>) -> Result<u8, CliError> {
                 out.line(style::REFUSED, &format!("error: {e}"));
                 return Ok(EXIT_ERROR);
             }
-            return Err(db.err(e));
+            return Err(db.err(e).into());
         }
     }
     Ok(EXIT_OK)

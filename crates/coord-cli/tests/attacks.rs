@@ -3,6 +3,7 @@
 //! it reads the schema (the "coord first" order); attacks_bundled.rs runs
 //! both orders on the same SQLite, and tests/hardening/test_attacks.py on
 //! Debian's python3 and sqlite3 shell.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! CLI's bundled SQLite, coord registered by coord-sql as the CLI does, in
 //! both orders. Its own test binary: the driver sets this process's
 //! environment (alice's key).
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 #[path = "../../../tests/hardening/attacks_driver.rs"]
 mod attacks_driver;

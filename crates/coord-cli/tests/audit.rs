@@ -1,5 +1,6 @@
 //! `coord audit` on the gptme fixture, on clean databases, and against a
 //! file that tries to hide rows behind its own objects.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 mod common;
 

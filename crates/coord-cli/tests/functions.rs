@@ -2,6 +2,7 @@
 //! function `register` adds is listed in `coord_sql::FUNCTIONS` with its
 //! number of arguments, and nothing listed is missing. Here because this
 //! workspace links a real (bundled) SQLite; the extension's does not.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 use rusqlite::Connection;
 

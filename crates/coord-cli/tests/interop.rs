@@ -1,6 +1,7 @@
 //! Interop both ways: with rows gptme-coordination wrote (the fixture),
 //! with the MAC formula it uses, and with the sqlite3 CLI plus coord's
 //! loadable extension.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `coord keygen`: modes, refusal to overwrite, rotation that keeps old
 //! rows verifiable.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Many `coord claim` processes for the same tasks, released together:
 //! exactly one winner per task, and the database agrees with the winners.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 mod common;
 

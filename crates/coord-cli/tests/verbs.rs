@@ -1,4 +1,5 @@
 //! Every verb and every exit code, through the built binary.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Shared helpers: each test gets its own temporary directory with a
 //! file-backed database and secrets directory, and runs the built binary.
+#![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;

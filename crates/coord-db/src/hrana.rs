@@ -1,21 +1,11 @@
-//! A coordination database on a libSQL server (`sqld`), spoken to over its
-//! Hrana-over-HTTP protocol (`POST /v2/pipeline`, JSON).
+//! The Hrana-over-HTTP protocol of a libSQL server (`sqld`): `POST
+//! /v2/pipeline`, JSON. [`crate::Server`] is the backend built on it.
 //!
 //! Why plain HTTP and not the `libsql` crate: coord needs three request
 //! types (execute, sequence, close) and a baton, from a synchronous command;
 //! the `libsql` crate would bring an async runtime and a far larger
 //! dependency tree into a binary that otherwise has none. ureq is a small,
 //! blocking, well-kept client.
-//!
-//! What runs where (see docs/cluster.md): the server only stores rows and
-//! serializes writes. Keys never leave this process. Reads copy the raw
-//! `work` and `messages` rows into an in-memory SQLite database here, where
-//! coord's own functions and TEMP views verify them with this machine's
-//! keys. A write runs as one interactive transaction on the primary
-//! (`BEGIN IMMEDIATE` is forwarded to the primary even through a replica,
-//! and everything after it in the stream runs there): read the task's row,
-//! decide and sign here with coord's write API on an in-memory copy, write
-//! the result back guarded by the row as read, commit.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,7 +30,12 @@ pub enum RemoteError {
     Transport(String),
     /// The server answered with an HTTP error.
     #[error("the server answered HTTP {status}: {body}")]
-    Http { status: u16, body: String },
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
     /// The server answered something that is not Hrana.
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
@@ -52,8 +47,11 @@ pub enum RemoteError {
 /// The server's rows for one statement.
 #[derive(Debug, Default)]
 pub struct Rows {
+    /// The rows, if the statement returns any.
     pub rows: Vec<Vec<Value>>,
+    /// Rows changed by an INSERT, UPDATE or DELETE.
     pub affected: u64,
+    /// The rowid of the last row inserted, if the server says.
     pub last_insert_rowid: Option<i64>,
 }
 
@@ -61,6 +59,7 @@ pub struct Rows {
 /// server-side connection.
 #[derive(Clone)]
 pub struct Server {
+    /// The base URL requests go to.
     pub url: String,
     agent: ureq::Agent,
     token: Option<std::sync::Arc<Zeroizing<String>>>,
@@ -111,7 +110,9 @@ pub struct Stream<'a> {
 
 /// One statement of a pipeline.
 pub enum Req<'s> {
+    /// One statement with its arguments; its rows come back.
     Execute(&'s str, Vec<Value>),
+    /// A script of statements without arguments.
     Sequence(&'s str),
 }
 
