@@ -1,19 +1,26 @@
 //! coord-sql's function table against what a connection really has: every
 //! function `register` adds is listed in `coord_sql::FUNCTIONS` with its
-//! number of arguments, and nothing listed is missing. Here because this
+//! number of arguments and the flags its access asks for, nothing listed is
+//! missing, and `unregister` removes them all. Here because this
 //! workspace links a real (bundled) SQLite; the extension's does not.
 #![allow(clippy::unwrap_used)] // a panic in a test is a failed test
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
 
-fn registered(conn: &Connection) -> Vec<(String, i32)> {
+/// The flags pragma_function_list shows that a function's access decides.
+const ACCESS_FLAGS: i64 = (FunctionFlags::SQLITE_DETERMINISTIC.bits()
+    | FunctionFlags::SQLITE_DIRECTONLY.bits()
+    | FunctionFlags::SQLITE_INNOCUOUS.bits()) as i64;
+
+fn registered(conn: &Connection) -> Vec<(String, i32, i64)> {
     let mut st = conn
         .prepare(
-            "SELECT DISTINCT name, narg FROM pragma_function_list
+            "SELECT DISTINCT name, narg, flags & ?1 FROM pragma_function_list
               WHERE name LIKE 'coord%' ORDER BY name, narg",
         )
         .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    st.query_map([ACCESS_FLAGS], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap()
@@ -27,17 +34,22 @@ fn the_function_table_is_what_register_adds() {
     // the write API's two signers, named at random per connection
     let signers: Vec<_> = got
         .iter()
-        .filter(|(n, _)| n.starts_with("coord_try_sign_"))
+        .filter(|(n, _, _)| n.starts_with("coord_try_sign_"))
         .cloned()
         .collect();
     assert_eq!(signers.len(), 2, "{signers:?}");
     assert!(signers
         .iter()
-        .all(|(n, a)| *a == 4 && n.len() > "coord_try_sign_".len() + 32));
+        .all(|(n, a, f)| *a == 4
+            && n.len() > "coord_try_sign_".len() + 32
+            && *f == i64::from(coord_sql::Access::Direct.flags().bits()) & ACCESS_FLAGS));
     got.retain(|s| !signers.contains(s));
-    let mut want: Vec<(String, i32)> = coord_sql::FUNCTIONS
+    let mut want: Vec<(String, i32, i64)> = coord_sql::FUNCTIONS
         .iter()
-        .map(|(n, a)| ((*n).to_owned(), *a))
+        .map(|f| {
+            let flags = i64::from(f.access.flags().bits()) & ACCESS_FLAGS;
+            (f.name.to_owned(), f.n_arg, flags)
+        })
         .collect();
     want.sort();
     assert_eq!(got, want);
@@ -45,10 +57,7 @@ fn the_function_table_is_what_register_adds() {
     // and unregister takes every one of them away again
     coord_sql::unregister(&conn);
     let left = registered(&conn);
-    assert!(
-        left.iter().all(|(n, _)| n.starts_with("coord_try_sign_")),
-        "{left:?}"
-    );
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

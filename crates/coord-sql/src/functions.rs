@@ -223,7 +223,7 @@ fn verify_status(state: &Shared, ctx: &Context<'_>, shape: Shape) -> Status {
 }
 
 /// A MAC handed to SQLite straight from the stack (SQLite copies it).
-struct SqlMac(coord_core::Base64);
+pub(crate) struct SqlMac(coord_core::Base64);
 
 impl rusqlite::ToSql for SqlMac {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
@@ -310,161 +310,292 @@ pub(crate) fn new_signer_name() -> rusqlite::Result<String> {
         .collect())
 }
 
-/// Registers every coord function on `conn`, sharing `state`, with the
-/// write API's signer under the name `internal` (see below).
-pub(crate) fn register(conn: &Connection, state: &Shared, internal: &str) -> rusqlite::Result<()> {
-    let utf8 = FunctionFlags::SQLITE_UTF8;
-    let pure = utf8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
-    let reads_keys = utf8;
-    let direct = utf8 | FunctionFlags::SQLITE_DIRECTONLY;
+/// Who may call a function, which decides its SQLite flags (see the
+/// module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads no secret: DETERMINISTIC and INNOCUOUS.
+    Pure,
+    /// Reads keys: neither INNOCUOUS nor DETERMINISTIC, so with
+    /// `PRAGMA trusted_schema=OFF` no stored view or trigger may call it.
+    ReadsKeys,
+    /// Signs, changes keys or the acting agent, or writes: DIRECTONLY, so no
+    /// object stored in a database file may call it at all.
+    Direct,
+}
 
-    conn.create_scalar_function("coord_version", 0, pure, |_| Ok(env!("CARGO_PKG_VERSION")))?;
-
-    conn.create_scalar_function("coord_canonical", -1, pure, |ctx| {
-        let f = fields(ctx, 0).map_err(|source| {
-            user(SqlError::Encode {
-                func: "coord_canonical",
-                source,
-            })
-        })?;
-        // The encoder only writes ASCII.
-        String::from_utf8(canonical(&f)).map_err(|_| arg_err("coord_canonical", "not ASCII"))
-    })?;
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_sign", -1, direct, move |ctx| {
-        if ctx.is_empty() {
-            return Err(arg_err("coord_sign", "needs an agent_id"));
+impl Access {
+    /// The flags SQLite registers the function with.
+    pub fn flags(self) -> FunctionFlags {
+        let utf8 = FunctionFlags::SQLITE_UTF8;
+        match self {
+            Access::Pure => {
+                utf8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS
+            }
+            Access::ReadsKeys => utf8,
+            Access::Direct => utf8 | FunctionFlags::SQLITE_DIRECTONLY,
         }
-        sign(&s, ctx, "coord_sign", Signer::Strict, Shape::Fields)
-    })?;
+    }
+}
 
-    let s = state.clone();
-    conn.create_scalar_function("coord_try_sign", -1, direct, move |ctx| {
-        if ctx.is_empty() {
-            return Err(arg_err("coord_try_sign", "needs an agent_id"));
-        }
-        sign(&s, ctx, "coord_try_sign", Signer::Try, Shape::Fields)
-    })?;
+/// What a function body gets besides its arguments: the connection's
+/// state and the name of its write API's signer.
+#[derive(Clone)]
+pub(crate) struct Env {
+    pub(crate) state: Shared,
+    pub(crate) signer: String,
+}
 
-    let s = state.clone();
-    conn.create_scalar_function("coord_sign_claim", 4, direct, move |ctx| {
-        sign(&s, ctx, "coord_sign_claim", Signer::Strict, Shape::Claim)
-    })?;
+type Body = fn(&Env, &Context<'_>) -> rusqlite::Result<Out>;
 
-    let s = state.clone();
-    conn.create_scalar_function("coord_sign_message", 4, direct, move |ctx| {
+/// One of coord's SQL functions.
+#[derive(Clone, Copy)]
+pub struct Function {
+    /// Its name.
+    pub name: &'static str,
+    /// Its number of arguments; -1 for any.
+    pub n_arg: i32,
+    /// Who may call it.
+    pub access: Access,
+    body: Body,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} ({:?})", self.name, self.n_arg, self.access)
+    }
+}
+
+/// A function's result, handed to SQLite without a copy where it can be.
+pub(crate) enum Out {
+    Null,
+    Bool(bool),
+    Static(&'static str),
+    Text(String),
+    Mac(SqlMac),
+}
+
+impl rusqlite::ToSql for Out {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::ToSqlOutput;
+        Ok(match self {
+            Out::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Out::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
+            Out::Static(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Out::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Out::Mac(m) => return m.to_sql(),
+        })
+    }
+}
+
+impl From<Option<String>> for Out {
+    fn from(s: Option<String>) -> Out {
+        s.map_or(Out::Null, Out::Text)
+    }
+}
+
+impl From<Option<SqlMac>> for Out {
+    fn from(m: Option<SqlMac>) -> Out {
+        m.map_or(Out::Null, Out::Mac)
+    }
+}
+
+const fn f(name: &'static str, n_arg: i32, access: Access, body: Body) -> Function {
+    Function {
+        name,
+        n_arg,
+        access,
+        body,
+    }
+}
+
+/// Every function [`crate::register`] adds: the one list that registers,
+/// unregisters and documents them (tests compare it with what SQLite's
+/// `pragma_function_list` says). Besides these, the write API's two
+/// signers, whose names are drawn per connection (see [`register`]).
+pub const FUNCTIONS: &[Function] = &[
+    f("coord_version", 0, Access::Pure, |_, _| {
+        Ok(Out::Static(env!("CARGO_PKG_VERSION")))
+    }),
+    f("coord_canonical", -1, Access::Pure, canonical_fn),
+    f("coord_sign", -1, Access::Direct, |e, ctx| {
+        fields_sign(e, ctx, "coord_sign", Signer::Strict)
+    }),
+    f("coord_try_sign", -1, Access::Direct, |e, ctx| {
+        fields_sign(e, ctx, "coord_try_sign", Signer::Try)
+    }),
+    f("coord_sign_claim", 4, Access::Direct, |e, ctx| {
         sign(
-            &s,
+            &e.state,
+            ctx,
+            "coord_sign_claim",
+            Signer::Strict,
+            Shape::Claim,
+        )
+        .map(Out::from)
+    }),
+    f("coord_sign_message", 4, Access::Direct, |e, ctx| {
+        sign(
+            &e.state,
             ctx,
             "coord_sign_message",
             Signer::Strict,
             Shape::Message,
         )
-    })?;
-
-    // The signers of coord's own write API (sql/api.sql), one per kind of
-    // row. Not checked by the direct-call rule: their names hold 128
-    // random bits drawn for this connection and appear only in this
-    // connection's TEMP schema, which nothing stored in a database file can
-    // read, so no planted object can call them.
-    for (name, shape) in internal_signers(internal) {
-        let s = state.clone();
-        conn.create_scalar_function(name.as_str(), 4, direct, move |ctx| {
-            sign(&s, ctx, "coord_try_sign", Signer::Internal, shape)
-        })?;
-    }
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_verify", -1, reads_keys, move |ctx| {
+        .map(Out::from)
+    }),
+    f("coord_verify", -1, Access::ReadsKeys, |e, ctx| {
         if ctx.len() < 2 {
             return Err(arg_err("coord_verify", "needs agent_id and mac"));
         }
-        Ok(verify_status(&s, ctx, Shape::Fields).is_authentic())
-    })?;
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_verify_status", -1, reads_keys, move |ctx| {
+        Ok(Out::Bool(
+            verify_status(&e.state, ctx, Shape::Fields).is_authentic(),
+        ))
+    }),
+    f("coord_verify_status", -1, Access::ReadsKeys, |e, ctx| {
         if ctx.len() < 2 {
             return Err(arg_err("coord_verify_status", "needs agent_id and mac"));
         }
-        Ok(verify_status(&s, ctx, Shape::Fields).as_str())
-    })?;
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_claim_status", 5, reads_keys, move |ctx| {
-        Ok(verify_status(&s, ctx, Shape::Claim).as_str())
-    })?;
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_message_status", 5, reads_keys, move |ctx| {
-        Ok(verify_status(&s, ctx, Shape::Message).as_str())
-    })?;
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_can_sign", 1, direct, move |ctx| {
+        Ok(Out::Static(
+            verify_status(&e.state, ctx, Shape::Fields).as_str(),
+        ))
+    }),
+    f("coord_claim_status", 5, Access::ReadsKeys, |e, ctx| {
+        Ok(Out::Static(
+            verify_status(&e.state, ctx, Shape::Claim).as_str(),
+        ))
+    }),
+    f("coord_message_status", 5, Access::ReadsKeys, |e, ctx| {
+        Ok(Out::Static(
+            verify_status(&e.state, ctx, Shape::Message).as_str(),
+        ))
+    }),
+    f("coord_can_sign", 1, Access::Direct, |e, ctx| {
         let Some(agent) = agent_arg(ctx, 0, "coord_can_sign")? else {
-            return Ok(false);
+            return Ok(Out::Bool(false));
         };
         if validate_agent_id(agent).is_err() {
-            return Ok(false);
+            return Ok(Out::Bool(false));
         }
-        Ok(s.lock()
-            .with_keys(agent, |k| k.is_some_and(|k| k.current.is_some())))
-    })?;
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_key_status", 1, direct, move |ctx| {
+        Ok(Out::Bool(e.state.lock().with_keys(agent, |k| {
+            k.is_some_and(|k| k.current.is_some())
+        })))
+    }),
+    f("coord_key_status", 1, Access::Direct, |e, ctx| {
         let agent = required_agent(ctx, "coord_key_status")?;
-        Ok(s.lock().report(agent).to_json().to_string())
-    })?;
-
-    for n_arg in [2, 3] {
-        let s = state.clone();
-        conn.create_scalar_function("coord_key_add", n_arg, direct, move |ctx| key_add(&s, ctx))?;
-    }
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_key_remove", 1, direct, move |ctx| {
+        Ok(Out::Text(
+            e.state.lock().report(agent).to_json().to_string(),
+        ))
+    }),
+    f("coord_key_add", 2, Access::Direct, key_add_fn),
+    f("coord_key_add", 3, Access::Direct, key_add_fn),
+    f("coord_key_remove", 1, Access::Direct, |e, ctx| {
         let agent = required_agent(ctx, "coord_key_remove")?;
         require_direct(ctx, "coord_key_remove")?;
-        Ok(s.lock().memory().remove(agent))
-    })?;
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_key_reload", 0, direct, move |ctx| {
+        Ok(Out::Bool(e.state.lock().memory().remove(agent)))
+    }),
+    f("coord_key_reload", 0, Access::Direct, |e, ctx| {
         require_direct(ctx, "coord_key_reload")?;
-        s.lock().reload();
-        Ok(true)
-    })?;
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_agent", 0, reads_keys, move |_| {
-        Ok(s.lock().agent().map(str::to_owned))
-    })?;
-
-    let s = state.clone();
-    conn.create_scalar_function("coord_set_agent", 1, direct, move |ctx| {
+        e.state.lock().reload();
+        Ok(Out::Bool(true))
+    }),
+    f("coord_agent", 0, Access::ReadsKeys, |e, _| {
+        Ok(e.state.lock().agent().map(str::to_owned).into())
+    }),
+    f("coord_set_agent", 1, Access::Direct, |e, ctx| {
         let agent = agent_arg(ctx, 0, "coord_set_agent")?;
         require_direct(ctx, "coord_set_agent")?;
         if let Some(a) = agent {
             validate_agent_id(a)
                 .map_err(|e| arg_err("coord_set_agent", format!("invalid agent id: {e}")))?;
         }
-        s.lock().set_agent(agent.map(str::to_owned));
-        Ok(agent.map(str::to_owned))
-    })?;
-
-    conn.create_scalar_function("coord_fail", 1, direct, |ctx| -> rusqlite::Result<bool> {
+        e.state.lock().set_agent(agent.map(str::to_owned));
+        Ok(agent.map(str::to_owned).into())
+    }),
+    f("coord_fail", 1, Access::Direct, |_, ctx| {
         let msg = match ctx.get_raw(0) {
             ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
             ValueRef::Null => "coord: error".to_owned(),
             other => format!("coord: error ({})", other.data_type()),
         };
         Err(user(SqlError::Raised(msg)))
-    })?;
+    }),
+    f("coord_init", 0, Access::Direct, |e, ctx| {
+        require_direct(ctx, "coord_init")?;
+        // SAFETY: the connection reference is used only for the duration
+        // of this call, on the thread SQLite called us on, and is not
+        // stored or sent anywhere.
+        let conn = unsafe { ctx.get_connection()? };
+        let report = crate::init(&*conn)?;
+        // Also (re)creates the TEMP objects, which a change of
+        // PRAGMA temp_store, for one, silently drops.
+        crate::create_temp(&conn, &e.signer)?;
+        Ok(Out::Text(report.to_string()))
+    }),
+];
 
+fn canonical_fn(_: &Env, ctx: &Context<'_>) -> rusqlite::Result<Out> {
+    let f = fields(ctx, 0).map_err(|source| {
+        user(SqlError::Encode {
+            func: "coord_canonical",
+            source,
+        })
+    })?;
+    // The encoder only writes ASCII.
+    String::from_utf8(canonical(&f))
+        .map(Out::Text)
+        .map_err(|_| arg_err("coord_canonical", "not ASCII"))
+}
+
+fn fields_sign(
+    e: &Env,
+    ctx: &Context<'_>,
+    func: &'static str,
+    how: Signer,
+) -> rusqlite::Result<Out> {
+    if ctx.is_empty() {
+        return Err(arg_err(func, "needs an agent_id"));
+    }
+    sign(&e.state, ctx, func, how, Shape::Fields).map(Out::from)
+}
+
+fn key_add_fn(e: &Env, ctx: &Context<'_>) -> rusqlite::Result<Out> {
+    key_add(&e.state, ctx).map(Out::Text)
+}
+
+/// Registers every function of [`FUNCTIONS`] on `conn`, and the write API's
+/// signers under the name in `env`.
+pub(crate) fn register(conn: &Connection, env: &Env) -> rusqlite::Result<()> {
+    for f in FUNCTIONS {
+        let e = env.clone();
+        let body = f.body;
+        conn.create_scalar_function(f.name, f.n_arg, f.access.flags(), move |ctx| body(&e, ctx))?;
+    }
+    // The signers of coord's own write API (sql/api.sql), one per kind of
+    // row. Not checked by the direct-call rule: their names hold 128
+    // random bits drawn for this connection and appear only in this
+    // connection's TEMP schema, which nothing stored in a database file can
+    // read, so no planted object can call them.
+    for (name, shape) in internal_signers(&env.signer) {
+        let s = env.state.clone();
+        conn.create_scalar_function(name.as_str(), 4, Access::Direct.flags(), move |ctx| {
+            sign(&s, ctx, "coord_try_sign", Signer::Internal, shape)
+        })?;
+    }
     Ok(())
+}
+
+/// Removes every function [`register`] added, running their destructors
+/// now.
+pub(crate) fn unregister(conn: &Connection, signer: &str) {
+    // A function that was never registered is not an error worth
+    // reporting here: the caller is already failing.
+    for f in FUNCTIONS {
+        let _ = conn.remove_function(f.name, f.n_arg);
+    }
+    for (name, _) in internal_signers(signer) {
+        let _ = conn.remove_function(name.as_str(), 4);
+    }
 }
 
 fn key_add(state: &Shared, ctx: &Context<'_>) -> rusqlite::Result<String> {

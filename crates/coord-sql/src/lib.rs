@@ -20,7 +20,7 @@ pub mod writes;
 use rusqlite::Connection;
 
 pub use caller::NotDirect;
-pub use functions::SqlError;
+pub use functions::{Access, Function, SqlError, FUNCTIONS};
 pub use schema::{init, schema_current, triggers_sql, InitReport, Target, SCHEMA_SQL};
 
 /// TEMP verifying views.
@@ -190,10 +190,7 @@ pub fn register_with(conn: &Connection, options: Options) -> rusqlite::Result<Ha
             // registered, or it would run from unloaded code (the
             // destructors when the connection closes: a segfault found by
             // tests/hardening/test_hostile.py).
-            unregister(conn);
-            for (name, _) in functions::internal_signers(&signer) {
-                let _ = conn.remove_function(name.as_str(), 4);
-            }
+            functions::unregister(conn, &signer);
             guard::remove(conn);
             Err(e)
         }
@@ -201,68 +198,30 @@ pub fn register_with(conn: &Connection, options: Options) -> rusqlite::Result<Ha
 }
 
 fn create(conn: &Connection, state: &state::Shared, signer: &str) -> rusqlite::Result<()> {
-    functions::register(conn, state, signer)?;
+    let env = functions::Env {
+        state: state.clone(),
+        signer: signer.to_owned(),
+    };
+    functions::register(conn, &env)?;
     guard::install(conn);
-    let temp_signer = signer.to_owned();
-    conn.create_scalar_function(
-        "coord_init",
-        0,
-        rusqlite::functions::FunctionFlags::SQLITE_UTF8
-            | rusqlite::functions::FunctionFlags::SQLITE_DIRECTONLY,
-        move |ctx| {
-            functions::require_direct(ctx, "coord_init")?;
-            // SAFETY: the connection reference is used only for the
-            // duration of this call, on the thread SQLite called us on, and
-            // is not stored or sent anywhere.
-            let conn = unsafe { ctx.get_connection()? };
-            let report = init(&*conn)?;
-            // Also (re)creates the TEMP objects, which a change of
-            // PRAGMA temp_store, for one, silently drops.
-            create_temp(&conn, &temp_signer)?;
-            Ok(report.to_string())
-        },
-    )?;
     create_temp(conn, signer)
 }
 
-/// Every function [`register`] adds, with its number of arguments (-1: any),
-/// besides the write API's signers, whose names are drawn per connection.
-pub const FUNCTIONS: &[(&str, i32)] = &[
-    ("coord_version", 0),
-    ("coord_canonical", -1),
-    ("coord_sign", -1),
-    ("coord_try_sign", -1),
-    ("coord_sign_claim", 4),
-    ("coord_sign_message", 4),
-    ("coord_verify", -1),
-    ("coord_verify_status", -1),
-    ("coord_claim_status", 5),
-    ("coord_message_status", 5),
-    ("coord_can_sign", 1),
-    ("coord_key_status", 1),
-    ("coord_key_add", 2),
-    ("coord_key_add", 3),
-    ("coord_key_remove", 1),
-    ("coord_key_reload", 0),
-    ("coord_agent", 0),
-    ("coord_set_agent", 1),
-    ("coord_fail", 1),
-    ("coord_init", 0),
-];
-
-/// Removes every function in [`FUNCTIONS`], running their destructors now.
-/// [`register`] calls it when it fails.
+/// Removes everything [`register`] added to `conn`: every function of
+/// [`FUNCTIONS`] and the write API's signers (running their destructors
+/// now), and coord's authorizer. The TEMP objects stay, and fail with "no
+/// such function" until coord is registered again.
 pub fn unregister(conn: &Connection) {
-    for (name, n_arg) in FUNCTIONS {
-        // A function that was never registered is not an error worth
-        // reporting here: the caller is already failing.
-        let _ = conn.remove_function(*name, *n_arg);
-    }
+    // SAFETY: as in `register_with`, only the handle's address is used.
+    let handle = unsafe { conn.handle() } as usize;
+    let signer = state::Shared::registered(handle).map(|(_, signer)| signer);
+    functions::unregister(conn, signer.as_deref().unwrap_or_default());
+    guard::remove(conn);
 }
 
 /// Creates (again) coord's TEMP views, result table and write API, with
 /// the write API signing through this connection's internal signer.
-fn create_temp(conn: &Connection, signer: &str) -> rusqlite::Result<()> {
+pub(crate) fn create_temp(conn: &Connection, signer: &str) -> rusqlite::Result<()> {
     conn.execute_batch(VIEWS_SQL)?;
     let mut api = writes::expand_api(API_SQL);
     for (placeholder, (name, _)) in functions::SIGNER_PLACEHOLDERS
