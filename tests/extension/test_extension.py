@@ -1,6 +1,7 @@
 """The loadable extension, loaded into Debian's Python sqlite3 module.
 
 Run with /usr/bin/python3 -m unittest (see tests/run.sh)."""
+import hashlib
 import json
 import os
 import pathlib
@@ -8,8 +9,8 @@ import sqlite3
 import time
 import unittest
 
-from common import (ALICE, BOB, VECTORS, EnvSandbox, connect, copy_fixture,
-                    gptme_ref, write_key)
+from common import (ALICE, BOB, EXT, VECTORS, EnvSandbox, connect,
+                    copy_fixture, gptme_ref, write_key)
 
 
 def result(conn):
@@ -541,6 +542,35 @@ class Schema(Base):
         self.assertEqual(conn.execute("SELECT verification FROM coord_messages").fetchone()[0], "unsigned")
         conn.execute("SELECT coord_key_add('bob', ?)", (BOB,))
         self.assertEqual(claim(conn, "old", "bob")["outcome"], "denied")
+
+
+class QueryOnly(Base):
+    """Loading into a `PRAGMA query_only` connection (Datasette opens them)
+    works: the views verify, the pragma stays on, and nothing is written."""
+
+    def test_loads_verifies_and_writes_nothing(self):
+        conn = self.fresh()
+        claim(conn, "task:1", "alice")
+        conn.close()
+        path = self.dir / "coord.db"
+        before = hashlib.sha256(path.read_bytes()).hexdigest()
+        ro = connect(path, load=False)
+        ro.execute("PRAGMA query_only = 1")
+        ro.enable_load_extension(True)
+        ro.load_extension(EXT)
+        self.assertEqual(ro.execute("PRAGMA query_only").fetchone()[0], 1)
+        ro.execute("SELECT coord_key_add('alice', ?)", (ALICE,))
+        row = ro.execute("SELECT task_id, verification FROM coord_work").fetchone()
+        self.assertEqual(tuple(row), ("task:1", "verified"))
+        for sql in ("INSERT INTO coord_claim VALUES ('task:2', 'alice', 5)",
+                    "INSERT INTO coord_send VALUES ('alice', NULL, NULL, 'hi')"):
+            with self.assertRaisesRegex(sqlite3.OperationalError, "readonly"):
+                ro.execute(sql)
+        # the schema is current, so coord_init has nothing to write
+        ro.execute("SELECT coord_init()")
+        self.assertEqual(ro.execute("PRAGMA query_only").fetchone()[0], 1)
+        ro.close()
+        self.assertEqual(hashlib.sha256(path.read_bytes()).hexdigest(), before)
 
 
 class ConnectionState(Base):

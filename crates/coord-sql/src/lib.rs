@@ -222,7 +222,6 @@ pub fn unregister(conn: &Connection) {
 /// Creates (again) coord's TEMP views, result table and write API, with
 /// the write API signing through this connection's internal signer.
 pub(crate) fn create_temp(conn: &Connection, signer: &str) -> rusqlite::Result<()> {
-    conn.execute_batch(VIEWS_SQL)?;
     let mut api = writes::expand_api(API_SQL);
     for (placeholder, (name, _)) in functions::SIGNER_PLACEHOLDERS
         .iter()
@@ -230,5 +229,20 @@ pub(crate) fn create_temp(conn: &Connection, signer: &str) -> rusqlite::Result<(
     {
         api = api.replace(placeholder, &format!("{name}("));
     }
-    conn.execute_batch(&api)
+    // `PRAGMA query_only` (Datasette's connections, careful auditors) would
+    // refuse the TEMP objects, though they live in this connection's own
+    // TEMP schema, never in a database file: lift it for these statements
+    // only, and put it back whatever happens. The write API then still
+    // refuses every write the pragma forbids.
+    let query_only: bool = conn.query_row("PRAGMA query_only", [], |r| r.get(0))?;
+    if query_only {
+        conn.execute_batch("PRAGMA query_only = 0")?;
+    }
+    let made = conn
+        .execute_batch(VIEWS_SQL)
+        .and_then(|()| conn.execute_batch(&api));
+    if query_only {
+        conn.execute_batch("PRAGMA query_only = 1")?;
+    }
+    made
 }
