@@ -1,11 +1,11 @@
 """coord's WASI component from Python, on the `wasmtime` package's component API.
 
-A thin wrapper used by python_host.py and crosscheck.py; docs/component.md
-shows the same calls without it.
+A thin wrapper used by test_python_host.py and test_crosscheck.py;
+docs/component.md shows the same calls without it.
 """
 from __future__ import annotations
 
-import sys
+import functools
 from typing import Any, Optional
 
 import wasmtime
@@ -57,12 +57,19 @@ def message(sender: str, recipient: Optional[str], channel: str, body: str) -> w
     return record(sender=sender, recipient=recipient, channel=channel, body=body)
 
 
+@functools.lru_cache(maxsize=None)
+def _compile(path: str) -> tuple[wasmtime.Engine, wc.Component]:
+    """Compiles a component once per path; every instance shares it."""
+    engine = wasmtime.Engine()
+    return engine, wc.Component.from_file(engine, path)
+
+
 class Signing:
-    """One instance of the component: its exported functions by WIT name."""
+    """One instance of the component (its own store): its exported functions
+    by WIT name."""
 
     def __init__(self, path: str) -> None:
-        self.engine = wasmtime.Engine()
-        self.component = wc.Component.from_file(self.engine, path)
+        self.engine, self.component = _compile(str(path))
         self.store = wasmtime.Store(self.engine)
         # No WASI, no imports: an empty linker instantiates it.
         self.instance = wc.Linker(self.engine).instantiate(self.store, self.component)
@@ -160,40 +167,3 @@ class Keyring:
 
     def message_status(self, m: wc.Record, mac: Optional[str]) -> str:
         return self._m("message-status", m, mac)
-
-
-class Tally:
-    """ok/FAIL lines and a closing `N passed, N failed`."""
-
-    def __init__(self) -> None:
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name: str, cond: bool, detail: Any = "") -> None:
-        if cond:
-            self.passed += 1
-            print(f"ok   {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL {name}: {detail}")
-
-    def groups(self, groups) -> None:
-        """Runs each (name, fn) group; a group that dies is one failure."""
-        for group, fn in groups:
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001 - a group that dies is a failure
-                self.check(group, False, f"{type(e).__name__}: {e}")
-
-    def finish(self, host: str) -> None:
-        """Prints the closing line and exits non-zero on any failure."""
-        print(f"{host}: {self.passed} passed, {self.failed} failed")
-        sys.exit(1 if self.failed else 0)
-
-    def run(self, name: str, fn) -> None:
-        """Runs fn() -> (cond, detail); an exception is a failure."""
-        try:
-            cond, detail = fn()
-        except Exception as e:  # noqa: BLE001 - every error is a failed check
-            cond, detail = False, f"{type(e).__name__}: {e}"
-        self.check(name, cond, detail)
