@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds coord's WASI component and checks it in three real hosts (Python
-# wasmtime, Node 20 + jco, Rust wasmtime) and against the SQLite extension
-# (pytest runs tests/component/test_*.py: the Python host, the cross-check
-# with the extension, the component file's size and layer; node --test runs
-# tests/component/node_host.mjs, jco's view of the component included; the
-# coord-wasmtime-host binary's `check` exits non-zero on a failure).
+# wasmtime, Node 20 + jco, Rust wasmtime) and against the SQLite extension,
+# each under its language's own test runner:
+#
+#   pytest       tests/component/test_*.py (the Python host, the cross-check
+#                with the extension, the component file's size and layer)
+#   node --test  tests/component/node_host.mjs (jco's view of the component too)
+#   cargo test   -p coord-wasmtime-host --profile host (tests/wasmtime-host/tests)
 #
 #   bash tests/component.sh        (from anywhere; after tests/setup.sh)
 #
@@ -14,8 +16,8 @@
 # installs what it uses (the wasm32-wasip2 target, target/venv with wasmtime
 # and pytest, jco from npm). The gptme fixture is read from tests/fixtures/gptme
 # and copied to a temporary directory first; a second fixture is written by
-# the vendored gptme-coordination package. The pytest modules and the Node
-# host get their inputs from the COORD_* variables exported below.
+# the vendored gptme-coordination package. The runners get their inputs from
+# the COORD_* variables exported below.
 #
 # A build or fixture step that fails stops the script; every runner runs
 # whatever the others did. Exits non-zero if anything failed.
@@ -54,9 +56,8 @@ rm -rf "$WORK/jco"
 
 # The Rust host: in the root workspace, under its own profile (wasmtime under
 # the release profile's fat LTO would be a far longer build).
-step "the Rust host (wasmtime 48)"
-cargo build --locked --profile host -p coord-wasmtime-host || die "rust host build"
-HOST_BIN="$ROOT/target/host/coord-wasmtime-host"
+step "the Rust host and its tests (wasmtime 48)"
+cargo test --locked --profile host -p coord-wasmtime-host --no-run || die "rust host build"
 
 step "the extension (target/release/libcoord.so)"
 cargo build --release -p coord-sqlite || die "cargo build --release -p coord-sqlite"
@@ -82,8 +83,6 @@ export COORD_JCO_MODULE="$WORK/jco/coord.js"
 export COORD_LIBCOORD="$ROOT/target/release/libcoord"
 export COORD_FIXTURE_SHARED="$FX"
 export COORD_FIXTURE_GPTME="$GX"
-FIXTURES=("$FX" "$GX")
-label() { if [[ $1 == "$FX" ]]; then echo "shared fixture"; else echo "gptme-written fixture"; fi; }
 
 # --- the runners --------------------------------------------------------------
 failed=()
@@ -98,15 +97,14 @@ run "pytest: the Python host, the cross-check with the extension, the component 
     "$PY" -m pytest -p no:cacheprovider tests/component
 run "node --test: the Node host (jco)" \
     node --test --test-reporter=spec tests/component/node_host.mjs
-for fx in "${FIXTURES[@]}"; do
-    run "rust host, $(label "$fx")" "$HOST_BIN" check "$WASM" tests/vectors.json \
-        "$fx/rows.json" "$fx/secrets"
-done
-run "bench (informational numbers; the run must succeed)" "$HOST_BIN" bench "$WASM"
+run "cargo test: the Rust host (wasmtime)" \
+    cargo test --locked --profile host -p coord-wasmtime-host
+run "bench (informational numbers; the run must succeed)" \
+    "$ROOT/target/host/coord-wasmtime-host" bench "$WASM"
 
 echo
 if [[ ${#failed[@]} -gt 0 ]]; then
     printf 'component: FAILED: %s\n' "${failed[@]}"
     exit 1
 fi
-echo "component: every host, the cross-check and bench passed"
+echo "component: pytest, node --test, cargo test and bench passed"
