@@ -54,6 +54,7 @@ suite "race of 8 processes" py_suite 'test_race.py'
 suite "extension in rusqlite on the system SQLite" \
     cargo test --release --manifest-path tests/rusqlite-host/Cargo.toml
 suite "the coord command" bash tests/cli.sh
+suite "coord mcp with the MCP Python and TypeScript SDKs" bash tests/mcp/run.sh
 suite "beside gptme-coordination: its own suite three ways, cross-writes, mixed race" \
     bash tests/gptme/run.sh
 suite "WASI component in three hosts" bash tests/component.sh

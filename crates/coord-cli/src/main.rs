@@ -214,5 +214,18 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
             sql::run(&open()?, out, command.as_deref())
         }
         Command::Demo { keep } => demo::run(out, keep),
+        Command::Mcp { http } => {
+            let config = coord_mcp::Config {
+                at,
+                busy_ms: g.busy_timeout,
+                agent: need_agent()?,
+            };
+            let transport = match http {
+                Some(addr) => coord_mcp::Transport::Http(addr),
+                None => coord_mcp::Transport::Stdio,
+            };
+            coord_mcp::serve(config, transport)?;
+            Ok(error::EXIT_OK)
+        }
     }
 }

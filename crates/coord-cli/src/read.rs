@@ -2,7 +2,7 @@
 //! status from coord's TEMP views on this connection.
 
 use comfy_table::Cell;
-use rusqlite::params;
+use coord_db::read::{self, WorkRow};
 use serde_json::{json, Value};
 
 use crate::cli::ListFilter;
@@ -10,78 +10,8 @@ use crate::error::{CliError, EXIT_OK};
 use crate::output::{clean, opt, outln, style, verification_cell, Out};
 use coord_db::Db;
 
-#[derive(Debug)]
-struct WorkRow {
-    task_id: String,
-    claimer: Option<String>,
-    epoch: Option<i64>,
-    status: Option<String>,
-    state: Option<String>,
-    claimed_at: Option<String>,
-    expires_at: Option<String>,
-    completed_at: Option<String>,
-    result: Option<String>,
-    metadata: Option<String>,
-    verification: String,
-    verified: bool,
-}
-
-impl WorkRow {
-    fn json(&self) -> Value {
-        json!({
-            "task_id": self.task_id, "claimer": self.claimer, "epoch": self.epoch,
-            "status": self.status, "state": self.state, "claimed_at": self.claimed_at,
-            "expires_at": self.expires_at, "completed_at": self.completed_at,
-            "result": self.result, "metadata": self.metadata,
-            "verification": self.verification, "verified": self.verified,
-        })
-    }
-}
-
-fn work_rows(db: &Db, filter: ListFilter, agent: Option<&str>) -> Result<Vec<WorkRow>, CliError> {
-    if !db.has_table("work")? {
-        return Ok(Vec::new());
-    }
-    let filter = match filter {
-        ListFilter::Available => "available",
-        ListFilter::Claimed => "claimed",
-        ListFilter::Expired => "expired",
-        ListFilter::All => "all",
-    };
-    // "available" includes abandoned tasks: both are claimable now.
-    let mut st = db
-        .conn
-        .prepare(
-            "SELECT task_id, claimer, epoch, status, state, claimed_at, expires_at,
-                    completed_at, result, metadata, verification, verified
-               FROM temp.coord_work
-              WHERE (?1 = 'all'
-                     OR (?1 = 'available' AND state IN ('available', 'abandoned'))
-                     OR state = ?1)
-                AND (?2 IS NULL OR claimer = ?2)
-              ORDER BY claimed_at IS NULL, claimed_at, task_id",
-        )
-        .map_err(|e| db.err(e))?;
-    let rows = st
-        .query_map(params![filter, agent], |r| {
-            Ok(WorkRow {
-                task_id: r.get(0)?,
-                claimer: r.get(1)?,
-                epoch: r.get(2)?,
-                status: r.get(3)?,
-                state: r.get(4)?,
-                claimed_at: r.get(5)?,
-                expires_at: r.get(6)?,
-                completed_at: r.get(7)?,
-                result: r.get(8)?,
-                metadata: r.get(9)?,
-                verification: r.get(10)?,
-                verified: r.get(11)?,
-            })
-        })
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| db.err(e))?;
-    Ok(rows)
+fn work_json(w: &WorkRow) -> Value {
+    serde_json::to_value(w).unwrap_or(Value::Null)
 }
 
 fn work_table(out: Out, rows: &[WorkRow]) -> comfy_table::Table {
@@ -107,27 +37,15 @@ fn work_table(out: Out, rows: &[WorkRow]) -> comfy_table::Table {
 }
 
 pub fn list(db: &Db, out: Out, filter: ListFilter, agent: Option<&str>) -> Result<u8, CliError> {
-    let rows = work_rows(db, filter, agent)?;
+    let rows = read::work(db, filter, agent)?;
     if out.json {
-        out.print_json(&Value::Array(rows.iter().map(WorkRow::json).collect()));
+        out.print_json(&Value::Array(rows.iter().map(work_json).collect()));
     } else if rows.is_empty() {
         out.line(style::PLAIN, "no tasks");
     } else {
         outln!("{}", work_table(out, &rows));
     }
     Ok(EXIT_OK)
-}
-
-#[derive(Debug)]
-struct MessageRow {
-    id: i64,
-    sender: String,
-    recipient: Option<String>,
-    channel: String,
-    body: String,
-    created_at: String,
-    verification: String,
-    verified: bool,
 }
 
 /// Messages to `agent` or broadcast (`None`: all), oldest first.
@@ -138,37 +56,7 @@ pub fn inbox(
     channel: Option<&str>,
     limit: Option<u32>,
 ) -> Result<u8, CliError> {
-    let rows = if db.has_table("messages")? {
-        let mut st = db
-            .conn
-            .prepare(
-                "SELECT * FROM (
-                   SELECT id, sender, recipient, channel, body, created_at, verification, verified
-                     FROM temp.coord_messages
-                    WHERE (?1 IS NULL OR recipient = ?1 OR recipient IS NULL)
-                      AND (?2 IS NULL OR channel = ?2)
-                    ORDER BY id DESC LIMIT ?3)
-                 ORDER BY id",
-            )
-            .map_err(|e| db.err(e))?;
-        let limit = limit.map_or(-1, i64::from);
-        st.query_map(params![agent, channel, limit], |r| {
-            Ok(MessageRow {
-                id: r.get(0)?,
-                sender: r.get(1)?,
-                recipient: r.get(2)?,
-                channel: r.get(3)?,
-                body: r.get(4)?,
-                created_at: r.get(5)?,
-                verification: r.get(6)?,
-                verified: r.get(7)?,
-            })
-        })
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| db.err(e))?
-    } else {
-        Vec::new()
-    };
+    let rows = read::messages(db, agent, channel, limit)?;
     if out.json {
         let v: Vec<Value> = rows
             .iter()
@@ -209,21 +97,6 @@ pub fn inbox(
     Ok(EXIT_OK)
 }
 
-/// `SELECT key, count(*) ... GROUP BY key` as a JSON object.
-fn counts(db: &Db, sql: &str) -> Result<serde_json::Map<String, Value>, CliError> {
-    let mut st = db.conn.prepare(sql).map_err(|e| db.err(e))?;
-    let rows = st
-        .query_map([], |r| {
-            Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?))
-        })
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| db.err(e))?;
-    Ok(rows
-        .into_iter()
-        .map(|(k, n)| (k.unwrap_or_else(|| "null".into()), Value::from(n)))
-        .collect())
-}
-
 fn summary(m: &serde_json::Map<String, Value>) -> String {
     if m.is_empty() {
         return "none".into();
@@ -235,23 +108,12 @@ fn summary(m: &serde_json::Map<String, Value>) -> String {
 }
 
 pub fn status(db: &Db, out: Out, agent: Option<&str>) -> Result<u8, CliError> {
-    let (tasks, work_ver, live) = if db.has_table("work")? {
-        (
-            counts(db, "SELECT state, count(*) FROM temp.coord_work GROUP BY state")?,
-            counts(db, "SELECT verification, count(*) FROM temp.coord_work WHERE hmac IS NOT NULL OR claimer IS NOT NULL GROUP BY verification")?,
-            work_rows(db, ListFilter::Claimed, None)?,
-        )
-    } else {
-        Default::default()
-    };
-    let msg_ver = if db.has_table("messages")? {
-        counts(
-            db,
-            "SELECT verification, count(*) FROM temp.coord_messages GROUP BY verification",
-        )?
-    } else {
-        Default::default()
-    };
+    let read::Summary {
+        tasks,
+        work_verification: work_ver,
+        message_verification: msg_ver,
+        live_claims: live,
+    } = read::summary(db)?;
     let key = match agent {
         Some(a) => db.coord.key_status(a).to_json(),
         None => Value::Null,
@@ -264,7 +126,7 @@ pub fn status(db: &Db, out: Out, agent: Option<&str>) -> Result<u8, CliError> {
             "tasks": tasks,
             "work_verification": work_ver,
             "message_verification": msg_ver,
-            "live_claims": live.iter().map(WorkRow::json).collect::<Vec<_>>(),
+            "live_claims": live.iter().map(work_json).collect::<Vec<_>>(),
         }));
         return Ok(EXIT_OK);
     }

@@ -27,6 +27,7 @@ mod backend;
 mod error;
 pub mod hrana;
 mod path;
+pub mod read;
 mod scope;
 mod server;
 
