@@ -4,6 +4,7 @@ forged rows marked, and bad input refused with nothing written."""
 
 import asyncio
 import functools
+import json
 import os
 import random
 import socket
@@ -346,3 +347,31 @@ async def test_streamable_http(env):
         server.terminate()
         server.wait(timeout=10)
     assert '"claimer":"bob"' in env.coord("--json", "list").stdout
+
+
+def test_a_request_over_the_transport_limit_is_dropped_and_the_server_lives_on(env):
+    """A 20 MiB request line is over rmcp's 16 MiB stdio line limit: the
+    SDK drops it unanswered (its id is inside the dropped line), nothing is
+    written, and the next request on the same pipe is answered."""
+    p = subprocess.Popen([COORD, "--db", str(env.db), "--as", "alice", "mcp"], env=env.env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        def send(o):
+            p.stdin.write((json.dumps(o) + "\n").encode())
+            p.stdin.flush()
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}})
+        assert json.loads(p.stdout.readline())["id"] == 1
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        before = env.rows()
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "send", "arguments": {"body": "z" * (20 << 20), "to": "bob"}}})
+        send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "whoami", "arguments": {}}})
+        reply = json.loads(p.stdout.readline())
+        assert reply["id"] == 3 and reply["result"]["structuredContent"]["agent"] == "alice"
+        assert env.rows() == before
+    finally:
+        p.stdin.close()
+        assert p.wait(timeout=10) == 0
