@@ -259,7 +259,8 @@ pub fn check_sql(data: &[u8]) {
                 mut args,
                 wrong_arity,
             } => {
-                let (name, arity) = FUNCTIONS[usize::from(which) % FUNCTIONS.len()];
+                let f = &FUNCTIONS[usize::from(which) % FUNCTIONS.len()];
+                let (name, arity) = (f.name, f.n_arg);
                 args.truncate(6);
                 if arity >= 0 && !wrong_arity {
                     args.resize(arity as usize, Arg::Null);
