@@ -38,11 +38,9 @@ fn the_function_table_is_what_register_adds() {
         .cloned()
         .collect();
     assert_eq!(signers.len(), 2, "{signers:?}");
-    assert!(signers
-        .iter()
-        .all(|(n, a, f)| *a == 4
-            && n.len() > "coord_try_sign_".len() + 32
-            && *f == i64::from(coord_sql::Access::Direct.flags().bits()) & ACCESS_FLAGS));
+    assert!(signers.iter().all(|(n, a, f)| *a == 4
+        && n.len() > "coord_try_sign_".len() + 32
+        && *f == i64::from(coord_sql::Access::Direct.flags().bits()) & ACCESS_FLAGS));
     got.retain(|s| !signers.contains(s));
     let mut want: Vec<(String, i32, i64)> = coord_sql::FUNCTIONS
         .iter()

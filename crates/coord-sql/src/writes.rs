@@ -242,17 +242,4 @@ mod tests {
             assert!(api.contains(writes(kind).check), "{op}");
         }
     }
-
-    #[test]
-    fn with_decision_binds_every_column() {
-        let sql = with_decision("SELECT * FROM coord_result");
-        let conn = Connection::open_in_memory().unwrap();
-        let vals: Vec<Value> = (0..DECISION.len() as i64).map(Value::Integer).collect();
-        let got: Vec<i64> = conn
-            .query_row(&sql, rusqlite::params_from_iter(&vals), |r| {
-                (0..DECISION.len()).map(|i| r.get(i)).collect()
-            })
-            .unwrap();
-        assert_eq!(got, (0..DECISION.len() as i64).collect::<Vec<_>>());
-    }
 }
