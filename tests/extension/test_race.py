@@ -63,6 +63,19 @@ class Race(unittest.TestCase):
                 self.assertEqual(verified[task], "unsigned", task)
             # a task nobody won was never written
             self.assertEqual(set(final), set(by_task))
+            # the log: one event per grant and per abandon, gapless, every
+            # event signed by its actor and in the chain, each task's row
+            # exactly what its last event says (a busy attempt left none)
+            log = conn.execute("SELECT * FROM coord_log ORDER BY seq").fetchall()
+            grants = sum(len(g) for g in by_task.values())
+            self.assertEqual([r["seq"] for r in log], list(range(1, len(log) + 1)))
+            self.assertEqual(collections.Counter(r["op"] for r in log),
+                             collections.Counter({"claim": grants, "abandon": grants}))
+            self.assertEqual({(r["verification"], r["chain"], r["actor"]) for r in log},
+                             {("verified", "ok", "ok")})
+            self.assertEqual({r["row"] for r in log if r["row"] != "superseded"}, {"matches"})
+            self.assertEqual(set(dict(conn.execute(
+                "SELECT task_id, history FROM coord_work")).values()), {"matches"})
             return reports, by_task
 
     def test_eight_processes_one_winner_per_task_and_epoch(self):

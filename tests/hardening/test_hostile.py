@@ -269,6 +269,9 @@ class Hostile(unittest.TestCase):
             "CREATE TABLE messages(id INTEGER PRIMARY KEY, sender TEXT, recipient TEXT, channel TEXT,"
             " body TEXT, created_at TEXT, hmac TEXT)",
             "CREATE TABLE coord_gate(pattern TEXT PRIMARY KEY, note TEXT)",
+            "CREATE TABLE coord_events(seq INTEGER PRIMARY KEY, prev TEXT NOT NULL, op TEXT NOT NULL,"
+            " subject TEXT NOT NULL, at TEXT NOT NULL, agent TEXT NOT NULL, state TEXT NOT NULL,"
+            " hmac TEXT)",
             init=False,
         )
         conn = self.victim()
@@ -276,6 +279,7 @@ class Hostile(unittest.TestCase):
         with self.assertRaisesRegex(sqlite3.DatabaseError, "did not apply"):
             claim(conn, "task:1", "alice")
         self.assertEqual(conn.execute("SELECT count(*) FROM real_work").fetchone()[0], 0)
+        self.assertEqual(conn.execute("SELECT count(*) FROM coord_events").fetchone()[0], 0)
 
     # -- look-alike objects ------------------------------------------------------
 

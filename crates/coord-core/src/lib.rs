@@ -5,7 +5,8 @@
 //! SQLite extension, the WASI component and the CLI all sign through here,
 //! so there is one encoder and one MAC in coord.
 //!
-//! Which fields a row signs is defined once, by [`Claim`] and [`Message`].
+//! Which fields a row signs is defined once, by [`Claim`] and [`Message`],
+//! and for signed history by [`Event`] and [`Checkpoint`].
 //!
 //! ```
 //! use coord_core::{Claim, Keyring, SecretKey, Status};
@@ -36,6 +37,7 @@ extern crate std;
 mod agent_id;
 mod canonical;
 mod error;
+mod history;
 mod key;
 mod keyring;
 mod row;
@@ -43,6 +45,7 @@ mod row;
 pub use agent_id::{validate_agent_id, MAX_AGENT_ID_LEN};
 pub use canonical::{canonical, encode, encode_into, text_field, Field};
 pub use error::{AgentIdError, EncodeError, KeyError, MacError};
+pub use history::{link, Checkpoint, Event, CHECKPOINT_TAG, EVENT_TAG, MESSAGE_STATE, TASK_STATE};
 pub use key::{Base64, MacTag, SecretKey, MIN_KEY_LEN};
 pub use keyring::{status, status_canonical, AgentKeys, Keyring, Status};
 pub use row::{Claim, Message, SignedRow};

@@ -48,7 +48,10 @@ impl File {
 
 impl Backend for File {
     fn migrate(&self, conn: &Connection) -> Result<InitReport, Error> {
-        coord_sql::init(conn).map_err(|e| self.err(e))
+        let report = coord_sql::init(conn).map_err(|e| self.err(e))?;
+        // The views were made before the log's tables existed, maybe.
+        coord_sql::refresh(conn).map_err(|e| self.err(e))?;
+        Ok(report)
     }
 
     fn schema_current(&self, conn: &Connection) -> Result<bool, Error> {

@@ -171,7 +171,9 @@ impl Db {
             busy_ms,
             agent,
         )?;
-        coord_sql::init(&conn).map_err(|e| Error::sql(Path::new(url), busy_ms, e))?;
+        coord_sql::init(&conn)
+            .and_then(|_| coord_sql::refresh(&conn))
+            .map_err(|e| Error::sql(Path::new(url), busy_ms, e))?;
         Ok(Db {
             conn,
             coord,

@@ -18,6 +18,38 @@
 -- random (see functions.rs), so no object stored in a database can call
 -- them.
 
+-- Every operation that changes a row then appends its event, signed as
+-- the acting agent (docs/history.md): this block stands wherever
+-- `-- coord:event` does below. The signer is a placeholder as above; an
+-- operation with no agent (a submit on a connection with none) records ''
+-- and its event is unsigned.
+-- coord:event-begin
+UPDATE coord_result
+   SET (ev_seq, ev_prev, ev_op, ev_subject, ev_at, ev_agent, ev_state) =
+       (SELECT COALESCE(h.seq, 0) + 1,
+               CASE WHEN h.seq IS NULL THEN ''
+                    ELSE coord_event_link(h.agent, h.hmac, h.seq, h.prev, h.op, h.subject, h.at, h.state) END,
+               CASE coord_result.outcome WHEN 'granted' THEN 'claim' WHEN 'renewed' THEN 'renew'
+                    WHEN 'completed' THEN 'complete' WHEN 'abandoned' THEN 'abandon'
+                    WHEN 'sent' THEN 'send' ELSE 'submit' END,
+               CASE coord_result.op WHEN 'send' THEN CAST(coord_result.message_id AS TEXT)
+                    ELSE coord_result.task_id END,
+               coord_result.now,
+               COALESCE(coord_result.agent, coord_agent(), ''),
+               CASE coord_result.op
+                    WHEN 'send' THEN (SELECT coord_state({message_state}) FROM main.messages AS m
+                                       WHERE m.id = coord_result.message_id)
+                    ELSE (SELECT coord_state({task_state}) FROM main.work AS w
+                           WHERE w.task_id = coord_result.task_id) END
+          FROM (SELECT 1) LEFT JOIN (SELECT * FROM main.coord_events ORDER BY seq DESC LIMIT 1) AS h)
+ WHERE outcome IN ('granted', 'renewed', 'completed', 'abandoned', 'submitted', 'resubmitted', 'sent');
+UPDATE coord_result
+   SET ev_mac = coord_signer_event(ev_agent, ev_seq, ev_prev, ev_op, ev_subject, ev_at, ev_state)
+ WHERE ev_seq IS NOT NULL AND ev_agent <> '';
+-- coord:writes event
+-- coord:check event
+-- coord:event-end
+
 DROP TABLE IF EXISTS temp.coord_result;
 CREATE TEMP TABLE coord_result (
     op TEXT NOT NULL,          -- claim, complete, abandon, submit, send
@@ -38,7 +70,16 @@ CREATE TEMP TABLE coord_result (
     metadata TEXT,             -- submit: the metadata
     recipient TEXT,            -- send: the message's fields
     channel TEXT,
-    body TEXT
+    body TEXT,
+    -- the operation's event (sql/writes.sql, `write: event`)
+    ev_seq INTEGER,
+    ev_prev TEXT,
+    ev_op TEXT,
+    ev_subject TEXT,
+    ev_at TEXT,
+    ev_agent TEXT,
+    ev_state TEXT,
+    ev_mac TEXT
 );
 
 -- claim -------------------------------------------------------------------
@@ -104,6 +145,7 @@ BEGIN
 
     -- coord:writes claim
     -- coord:check claim
+    -- coord:event
 
     UPDATE coord_result
        SET signed = CASE WHEN outcome IN ('granted', 'renewed') THEN mac IS NOT NULL END,
@@ -134,6 +176,9 @@ BEGIN
      WHERE COALESCE(NEW.claimer, coord_agent()) IS NULL;
     SELECT coord_fail('coord_complete: epoch must be an INTEGER or NULL')
      WHERE NEW.epoch IS NOT NULL AND typeof(NEW.epoch) IS NOT 'integer';
+    -- the event records the result, and a BLOB has no canonical form
+    SELECT coord_fail('coord_complete: result must not be a BLOB')
+     WHERE typeof(NEW.result) = 'blob';
     INSERT INTO coord_result(op, task_id, agent, outcome, holder, epoch, expires_at, now, result)
     SELECT 'complete', t.task_id, t.agent,
            CASE WHEN w.task_id IS NULL THEN 'unknown_task'
@@ -148,6 +193,7 @@ BEGIN
       LEFT JOIN main.work AS w ON w.task_id = t.task_id;
     -- coord:writes complete
     -- coord:check complete
+    -- coord:event
     UPDATE coord_result SET detail = CASE outcome
         WHEN 'completed' THEN 'completed ' || task_id || ' at epoch ' || epoch
         WHEN 'unknown_task' THEN 'no task ' || task_id
@@ -180,6 +226,7 @@ BEGIN
       LEFT JOIN main.work AS w ON w.task_id = t.task_id;
     -- coord:writes abandon
     -- coord:check abandon
+    -- coord:event
     UPDATE coord_result SET detail = CASE outcome
         WHEN 'abandoned' THEN 'abandoned ' || task_id || ' at epoch ' || epoch
         WHEN 'unknown_task' THEN 'no task ' || task_id
@@ -198,6 +245,8 @@ BEGIN
     DELETE FROM coord_result;
     SELECT coord_fail('coord_submit: task_id must be non-empty TEXT')
      WHERE typeof(NEW.task_id) IS NOT 'text' OR NEW.task_id = '';
+    SELECT coord_fail('coord_submit: metadata must not be a BLOB')
+     WHERE typeof(NEW.metadata) = 'blob';
     INSERT INTO coord_result(op, task_id, outcome, holder, epoch, now, detail, metadata)
     SELECT 'submit', NEW.task_id,
            CASE WHEN w.task_id IS NULL THEN 'submitted'
@@ -210,6 +259,7 @@ BEGIN
       FROM (SELECT NULL) LEFT JOIN main.work AS w ON w.task_id = NEW.task_id;
     -- coord:writes submit
     -- coord:check submit
+    -- coord:event
 END;
 
 -- send ------------------------------------------------------------------------
@@ -228,16 +278,17 @@ BEGIN
      WHERE NEW.recipient IS NOT NULL AND typeof(NEW.recipient) IS NOT 'text';
     SELECT coord_fail('coord_send: channel must be TEXT or NULL (general)')
      WHERE NEW.channel IS NOT NULL AND typeof(NEW.channel) IS NOT 'text';
-    INSERT INTO coord_result(op, agent, outcome, recipient, channel, body, mac)
-    SELECT 'send', s, 'sent', NEW.recipient, c, NEW.body,
+    INSERT INTO coord_result(op, agent, outcome, now, recipient, channel, body, mac)
+    SELECT 'send', s, 'sent', datetime('now'), NEW.recipient, c, NEW.body,
            coord_signer_message(s, NEW.recipient, c, NEW.body)
       FROM (SELECT COALESCE(NEW.sender, coord_agent()) AS s, COALESCE(NEW.channel, 'general') AS c);
     -- coord:writes send
     -- coord:check send
     UPDATE coord_result
-       SET (now, signed, message_id, detail) =
-           (SELECT m.created_at, m.hmac IS NOT NULL, m.id,
+       SET (signed, message_id, detail) =
+           (SELECT m.hmac IS NOT NULL, m.id,
                    -- the id is in message_id (a server gives its own), not in the text
                    'sent to ' || COALESCE(m.recipient, 'everyone') || ' on ' || m.channel
               FROM main.messages AS m WHERE m.id = last_insert_rowid());
+    -- coord:event
 END;

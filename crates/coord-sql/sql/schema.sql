@@ -37,3 +37,34 @@ CREATE TABLE IF NOT EXISTS coord_gate (
     pattern TEXT PRIMARY KEY NOT NULL,
     note TEXT
 );
+
+-- Signed history (docs/history.md): one event per state change, written in
+-- the same transaction as the change by every coord writer, signed by the
+-- acting agent over all its columns but `hmac`, and chained: `prev` is the
+-- link (coord_event_link) of event seq - 1, '' for the first. `subject`
+-- keeps its stored type: a task's id (TEXT) or a message's id (INTEGER);
+-- `state` is the canonical JSON of the row after the operation.
+CREATE TABLE IF NOT EXISTS coord_events (
+    seq INTEGER PRIMARY KEY,
+    prev TEXT NOT NULL,
+    op TEXT NOT NULL,
+    subject NOT NULL,
+    at TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    state TEXT NOT NULL,
+    hmac TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_coord_events_subject ON coord_events(subject, seq);
+
+-- Checkpoints: "the log whose first event has link `origin` has `size`
+-- events ending in `head`", signed by the agent who saw it (cosigned by
+-- every agent that runs `coord checkpoint`).
+CREATE TABLE IF NOT EXISTS coord_checkpoints (
+    id INTEGER PRIMARY KEY,
+    agent TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    at TEXT NOT NULL,
+    hmac TEXT
+);

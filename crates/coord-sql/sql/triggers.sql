@@ -33,3 +33,20 @@ WHEN NEW.hmac IS NOT NULL AND NEW.hmac IS OLD.hmac
 BEGIN
     UPDATE messages SET hmac = NULL WHERE id = NEW.id;
 END;
+
+-- The log is append-only: no client changes or removes an event. (Whoever
+-- can write the file can drop these; readers then see the gap or the
+-- broken link, and witnesses see a shorter log.)
+DROP TRIGGER IF EXISTS coord_events_no_update;
+CREATE TRIGGER coord_events_no_update
+BEFORE UPDATE ON coord_events
+BEGIN
+    SELECT RAISE(ABORT, 'coord: the event log is append-only');
+END;
+
+DROP TRIGGER IF EXISTS coord_events_no_delete;
+CREATE TRIGGER coord_events_no_delete
+BEFORE DELETE ON coord_events
+BEGIN
+    SELECT RAISE(ABORT, 'coord: the event log is append-only');
+END;

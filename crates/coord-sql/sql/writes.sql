@@ -112,11 +112,40 @@ SELECT 'coord_submit: internal error: submitting ' || r.task_id || ' did not app
                       AND w.status = 'available' AND w.epoch IS r.epoch)
 
 -- write: send
-INSERT INTO messages(sender, recipient, channel, body, hmac)
-SELECT agent, recipient, channel, body, mac FROM coord_result WHERE outcome = 'sent';
+-- created_at is the decision's time, so that the event the decision signs
+-- records the row exactly as every backend writes it
+INSERT INTO messages(sender, recipient, channel, body, hmac, created_at)
+SELECT agent, recipient, channel, body, mac, now FROM coord_result WHERE outcome = 'sent';
 
 -- check: send
 SELECT 'coord_send: internal error: the message was not written as decided' AS problem
   FROM coord_result AS r
  WHERE NOT EXISTS (SELECT 1 FROM messages AS m WHERE m.id = last_insert_rowid()
                       AND m.sender IS r.agent AND m.body IS r.body AND m.hmac IS r.mac)
+
+
+-- write: event
+-- the operation's event (docs/history.md): decided, with its state and
+-- MAC, after the operation's own writes. Its seq is the next in the log, which
+-- the write lock the transaction holds keeps gapless
+INSERT INTO coord_events(seq, prev, op, subject, at, agent, state, hmac)
+SELECT ev_seq, ev_prev, ev_op, ev_subject, ev_at, ev_agent, ev_state, ev_mac
+  FROM coord_result WHERE ev_seq IS NOT NULL;
+
+-- (the check: the event is there as decided, and the row it records is
+-- the row written; a server that rewrote the row, or dropped the event,
+-- fails here)
+-- check: event
+SELECT 'coord: internal error: event ' || r.ev_seq || ' (' || r.ev_op || ' of '
+       || r.ev_subject || ') does not record the row as written' AS problem
+  FROM coord_result AS r
+ WHERE r.ev_seq IS NOT NULL
+   AND (NOT EXISTS (SELECT 1 FROM coord_events AS e
+                     WHERE e.seq = r.ev_seq AND e.prev IS r.ev_prev AND e.hmac IS r.ev_mac
+                       AND e.state IS r.ev_state AND e.agent IS r.ev_agent)
+        OR (r.ev_op <> 'send'
+            AND NOT EXISTS (SELECT 1 FROM work AS w
+                             WHERE w.task_id = r.ev_subject AND {task_matches}))
+        OR (r.ev_op = 'send'
+            AND NOT EXISTS (SELECT 1 FROM messages AS m
+                             WHERE m.id = r.ev_subject AND {message_matches})))

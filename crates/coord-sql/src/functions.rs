@@ -12,7 +12,8 @@
 //! - nothing that reads keys is DETERMINISTIC: keys rotate.
 
 use coord_core::{
-    canonical, validate_agent_id, Claim, EncodeError, Field, Message, SecretKey, Status,
+    canonical, validate_agent_id, Checkpoint, Claim, EncodeError, Event, Field, Message, SecretKey,
+    Status,
 };
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::ValueRef;
@@ -128,6 +129,10 @@ pub(crate) enum Shape {
     Claim,
     /// `sender, recipient, channel, body`: a [`Message`].
     Message,
+    /// `agent, seq, prev, op, subject, at, state`: an [`Event`].
+    Event,
+    /// `agent, origin, size, head, at`: a [`Checkpoint`].
+    Checkpoint,
 }
 
 impl Shape {
@@ -138,7 +143,28 @@ impl Shape {
         match (self, f.as_slice()) {
             (Shape::Claim, &[t, e, x]) => Signed::Row(Claim::new(agent, t, e, x).into_fields()),
             (Shape::Message, &[r, c, b]) => Signed::Row(Message::new(agent, r, c, b).into_fields()),
+            (Shape::Event, &[seq, prev, op, subject, at, state]) => Signed::Fields(
+                Event::new(agent, seq, prev, op, subject, at, state)
+                    .into_fields()
+                    .to_vec(),
+            ),
+            (Shape::Checkpoint, &[origin, size, head, at]) => Signed::Fields(
+                Checkpoint::new(agent, origin, size, head, at)
+                    .into_fields()
+                    .to_vec(),
+            ),
             _ => Signed::Fields(f),
+        }
+    }
+
+    /// The number of SQL arguments of the row's signer: the agent and its
+    /// other signed columns.
+    fn signer_args(self) -> i32 {
+        match self {
+            Shape::Fields => -1,
+            Shape::Claim | Shape::Message => 4,
+            Shape::Event => 7,
+            Shape::Checkpoint => 5,
         }
     }
 }
@@ -284,16 +310,21 @@ fn sign(
 
 /// The write API's signers for a connection whose signer name is `internal`,
 /// with the placeholder each replaces in sql/api.sql.
-pub(crate) fn internal_signers(internal: &str) -> [(String, Shape); 2] {
+pub(crate) fn internal_signers(internal: &str) -> [(String, Shape); 3] {
     [
         (format!("{internal}_claim"), Shape::Claim),
         (format!("{internal}_message"), Shape::Message),
+        (format!("{internal}_event"), Shape::Event),
     ]
 }
 
 /// The names sql/api.sql calls its signers by; each is replaced by this
 /// connection's random name before the SQL runs.
-pub(crate) const SIGNER_PLACEHOLDERS: [&str; 2] = ["coord_signer_claim(", "coord_signer_message("];
+pub(crate) const SIGNER_PLACEHOLDERS: [&str; 3] = [
+    "coord_signer_claim(",
+    "coord_signer_message(",
+    "coord_signer_event(",
+];
 
 /// A fresh name for the write API's signer (see [`register`]): 128 random
 /// bits drawn for this connection.
@@ -418,6 +449,14 @@ pub const FUNCTIONS: &[Function] = &[
         Ok(Out::Static(env!("CARGO_PKG_VERSION")))
     }),
     f("coord_canonical", -1, Access::Pure, canonical_fn),
+    f("coord_state", -1, Access::Pure, |_, ctx| {
+        // What an event records of a row; NULL, never an error, for a row
+        // with no canonical form, so that a view reads it as changed.
+        Ok(fields(ctx, 0)
+            .ok()
+            .and_then(|f| String::from_utf8(canonical(&f)).ok())
+            .into())
+    }),
     f("coord_sign", -1, Access::Direct, |e, ctx| {
         fields_sign(e, ctx, "coord_sign", Signer::Strict)
     }),
@@ -469,6 +508,27 @@ pub const FUNCTIONS: &[Function] = &[
         Ok(Out::Static(
             verify_status(&e.state, ctx, Shape::Message).as_str(),
         ))
+    }),
+    f("coord_event_status", 8, Access::ReadsKeys, |e, ctx| {
+        Ok(Out::Static(
+            verify_status(&e.state, ctx, Shape::Event).as_str(),
+        ))
+    }),
+    f("coord_event_link", 8, Access::Pure, event_link_fn),
+    f("coord_checkpoint_status", 6, Access::ReadsKeys, |e, ctx| {
+        Ok(Out::Static(
+            verify_status(&e.state, ctx, Shape::Checkpoint).as_str(),
+        ))
+    }),
+    f("coord_sign_checkpoint", 5, Access::Direct, |e, ctx| {
+        sign(
+            &e.state,
+            ctx,
+            "coord_sign_checkpoint",
+            Signer::Strict,
+            Shape::Checkpoint,
+        )
+        .map(Out::from)
     }),
     f("coord_can_sign", 1, Access::Direct, |e, ctx| {
         let Some(agent) = agent_arg(ctx, 0, "coord_can_sign")? else {
@@ -547,6 +607,36 @@ fn canonical_fn(_: &Env, ctx: &Context<'_>) -> rusqlite::Result<Out> {
         .map_err(|_| arg_err("coord_canonical", "not ASCII"))
 }
 
+/// `coord_event_link(agent, hmac, seq, prev, op, subject, at, state)`: the
+/// event's link ([`coord_core::link`]); NULL when a column has no canonical
+/// form (a BLOB), which no chain can then name.
+fn event_link_fn(_: &Env, ctx: &Context<'_>) -> rusqlite::Result<Out> {
+    let agent = match ctx.get_raw(0) {
+        ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(a) => a,
+            Err(_) => return Ok(Out::Null),
+        },
+        ValueRef::Null => "",
+        _ => return Ok(Out::Null),
+    };
+    let mac = match ctx.get_raw(1) {
+        ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(m) => Some(m),
+            Err(_) => return Ok(Out::Null),
+        },
+        ValueRef::Null => None,
+        _ => return Ok(Out::Null),
+    };
+    let Ok(f) = fields(ctx, 2) else {
+        return Ok(Out::Null);
+    };
+    let &[seq, prev, op, subject, at, state] = f.as_slice() else {
+        return Ok(Out::Null);
+    };
+    let event = Event::new(agent, seq, prev, op, subject, at, state);
+    Ok(Out::Text(coord_core::link(&event, mac)))
+}
+
 fn fields_sign(
     e: &Env,
     ctx: &Context<'_>,
@@ -578,9 +668,12 @@ pub(crate) fn register(conn: &Connection, env: &Env) -> rusqlite::Result<()> {
     // read, so no planted object can call them.
     for (name, shape) in internal_signers(&env.signer) {
         let s = env.state.clone();
-        conn.create_scalar_function(name.as_str(), 4, Access::Direct.flags(), move |ctx| {
-            sign(&s, ctx, "coord_try_sign", Signer::Internal, shape)
-        })?;
+        conn.create_scalar_function(
+            name.as_str(),
+            shape.signer_args(),
+            Access::Direct.flags(),
+            move |ctx| sign(&s, ctx, "coord_try_sign", Signer::Internal, shape),
+        )?;
     }
     Ok(())
 }
@@ -593,8 +686,8 @@ pub(crate) fn unregister(conn: &Connection, signer: &str) {
     for f in FUNCTIONS {
         let _ = conn.remove_function(f.name, f.n_arg);
     }
-    for (name, _) in internal_signers(signer) {
-        let _ = conn.remove_function(name.as_str(), 4);
+    for (name, shape) in internal_signers(signer) {
+        let _ = conn.remove_function(name.as_str(), shape.signer_args());
     }
 }
 

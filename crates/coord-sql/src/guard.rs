@@ -27,6 +27,8 @@ pub(crate) const TEMP_NAMES: &[&str] = &[
     "coord_work",
     "coord_messages",
     "coord_inbox",
+    "coord_log",
+    "coord_checkpoint_log",
     "coord_result",
     "coord_claim",
     "coord_complete",

@@ -219,9 +219,63 @@ pub fn unregister(conn: &Connection) {
     guard::remove(conn);
 }
 
+/// sql/views.sql with its holes filled: the columns an event records, from
+/// coord-core, and the log's tables, or an empty row set where `conn`'s
+/// database has none yet.
+fn views_sql(conn: &Connection) -> rusqlite::Result<String> {
+    let has = |table: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT count(*) FROM main.sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    let empty = |columns: &[&str]| {
+        let cols: Vec<String> = columns.iter().map(|c| format!("NULL AS {c}")).collect();
+        format!("(SELECT {} WHERE 0)", cols.join(", "))
+    };
+    let events = if has("coord_events")? {
+        "main.coord_events".to_owned()
+    } else {
+        empty(&[
+            "seq", "prev", "op", "subject", "at", "agent", "state", "hmac",
+        ])
+    };
+    let checkpoints = if has("coord_checkpoints")? {
+        "main.coord_checkpoints".to_owned()
+    } else {
+        empty(&["id", "agent", "origin", "size", "head", "at", "hmac"])
+    };
+    let qualify = |prefix: &str, cols: &[&str]| {
+        cols.iter()
+            .map(|c| format!("{prefix}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(VIEWS_SQL
+        .replace("{task_state}", &qualify("w", &coord_core::TASK_STATE))
+        .replace("{message_state}", &qualify("m", &coord_core::MESSAGE_STATE))
+        .replace("{events}", &events)
+        .replace("{checkpoints}", &checkpoints))
+}
+
+/// Re-creates coord's TEMP objects on `conn` (registered before), for a
+/// caller that has just created the log's tables: the views then read
+/// them.
+pub fn refresh(conn: &Connection) -> rusqlite::Result<()> {
+    // SAFETY: as in `register_with`, only the handle's address is used.
+    let handle = unsafe { conn.handle() } as usize;
+    match state::Shared::registered(handle) {
+        Some((_, signer)) => create_temp(conn, &signer),
+        None => Ok(()),
+    }
+}
+
 /// Creates (again) coord's TEMP views, result table and write API, with
 /// the write API signing through this connection's internal signer.
 pub(crate) fn create_temp(conn: &Connection, signer: &str) -> rusqlite::Result<()> {
+    let views = views_sql(conn)?;
     let mut api = writes::expand_api(API_SQL);
     for (placeholder, (name, _)) in functions::SIGNER_PLACEHOLDERS
         .iter()
@@ -239,7 +293,7 @@ pub(crate) fn create_temp(conn: &Connection, signer: &str) -> rusqlite::Result<(
         conn.execute_batch("PRAGMA query_only = 0")?;
     }
     let made = conn
-        .execute_batch(VIEWS_SQL)
+        .execute_batch(&views)
         .and_then(|()| conn.execute_batch(&api));
     if query_only {
         conn.execute_batch("PRAGMA query_only = 1")?;

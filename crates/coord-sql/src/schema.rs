@@ -146,6 +146,9 @@ const OBJECTS: &[&str] = &[
     "idx_messages_recipient",
     "idx_messages_channel",
     "idx_messages_created",
+    "coord_events",
+    "idx_coord_events_subject",
+    "coord_checkpoints",
 ];
 
 /// The stored triggers of [`triggers_sql`], as (name, text SQLite stores).

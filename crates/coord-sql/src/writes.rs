@@ -28,7 +28,7 @@ use rusqlite::Connection;
 pub const WRITES_SQL: &str = include_str!("../sql/writes.sql");
 
 /// The columns of `coord_result` that the writes read: the decision.
-pub const DECISION: [&str; 15] = [
+pub const DECISION: [&str; 23] = [
     "op",
     "task_id",
     "agent",
@@ -44,6 +44,14 @@ pub const DECISION: [&str; 15] = [
     "recipient",
     "channel",
     "body",
+    "ev_seq",
+    "ev_prev",
+    "ev_op",
+    "ev_subject",
+    "ev_at",
+    "ev_agent",
+    "ev_state",
+    "ev_mac",
 ];
 
 /// An operation of the write API.
@@ -59,16 +67,20 @@ pub enum Kind {
     Submit,
     /// `coord_send`.
     Send,
+    /// The event every operation that changes a row appends to the log,
+    /// after its own writes (see docs/history.md).
+    Event,
 }
 
 impl Kind {
     /// Every operation.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Claim,
         Kind::Complete,
         Kind::Abandon,
         Kind::Submit,
         Kind::Send,
+        Kind::Event,
     ];
 
     /// The operation's name in `coord_result.op` and `sql/writes.sql`.
@@ -79,6 +91,7 @@ impl Kind {
             Kind::Abandon => "abandon",
             Kind::Submit => "submit",
             Kind::Send => "send",
+            Kind::Event => "event",
         }
     }
 }
@@ -96,9 +109,34 @@ pub struct Writes {
 /// The writes of `kind`, from `sql/writes.sql`.
 pub fn writes(kind: Kind) -> &'static Writes {
     static PARSED: OnceLock<Vec<Writes>> = OnceLock::new();
-    let all = PARSED.get_or_init(|| Kind::ALL.iter().map(|k| parse(WRITES_SQL, *k)).collect());
+    let all = PARSED.get_or_init(|| {
+        // Leaked once per process: the statements are handed out as
+        // `&'static str`, like the embedded text they come from.
+        let sql: &'static str = Box::leak(writes_sql().into_boxed_str());
+        Kind::ALL.iter().map(|k| parse(sql, *k)).collect()
+    });
     // Kind::ALL lists every kind in declaration order.
     &all[kind as usize]
+}
+
+/// sql/writes.sql with its holes filled from coord-core's row model:
+/// `{task_matches}` and `{message_matches}` compare each column an event
+/// records (`w.*`, `m.*`) with the event's state (`r.ev_state`), in
+/// built-in SQL, so that a server checks it too.
+fn writes_sql() -> String {
+    let matches = |prefix: &str, cols: &[&str]| {
+        cols.iter()
+            .enumerate()
+            .map(|(i, c)| format!("{prefix}.{c} IS json_extract(r.ev_state, '$[{i}]')"))
+            .collect::<Vec<_>>()
+            .join("\n                      AND ")
+    };
+    WRITES_SQL
+        .replace("{task_matches}", &matches("w", &coord_core::TASK_STATE))
+        .replace(
+            "{message_matches}",
+            &matches("m", &coord_core::MESSAGE_STATE),
+        )
 }
 
 /// The section `-- {what}: {op}` of `sql`, up to the next section.
@@ -137,10 +175,12 @@ fn parse(sql: &'static str, kind: Kind) -> Writes {
     }
 }
 
-/// `sql` run against a decision bound as parameters `?1`..`?15`, in the
+/// `sql` run against a decision bound as parameters `?1`..`?23`, in the
 /// order of [`DECISION`]: `coord_result` becomes a one-row CTE.
 pub fn with_decision(sql: &str) -> String {
     let params: Vec<String> = (1..=DECISION.len()).map(|i| format!("?{i}")).collect();
+    // `?1`..`?23` with no column types: a CTE of VALUES keeps each bound
+    // value's own type.
     format!(
         "WITH coord_result({}) AS (VALUES ({}))\n{sql}",
         DECISION.join(", "),
@@ -167,7 +207,26 @@ pub fn decision(conn: &Connection) -> rusqlite::Result<Option<Vec<Value>>> {
 /// replaced by that operation's writes, and its check raised through
 /// `coord_fail`.
 pub(crate) fn expand_api(api: &str) -> String {
-    let mut out = api.to_owned();
+    // The event block is cut from where it is defined and put wherever an
+    // operation appends its event.
+    let (begin, end) = ("-- coord:event-begin\n", "-- coord:event-end\n");
+    let mut out = match (api.find(begin), api.find(end)) {
+        (Some(b), Some(e)) if b < e => {
+            let block = &api[b + begin.len()..e];
+            let rest = format!("{}{}", &api[..b], &api[e + end.len()..]);
+            rest.replace("    -- coord:event\n", block)
+        }
+        _ => api.to_owned(),
+    };
+    let holes = |cols: &[&str], prefix: &str| {
+        cols.iter()
+            .map(|c| format!("{prefix}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out = out
+        .replace("{task_state}", &holes(&coord_core::TASK_STATE, "w"))
+        .replace("{message_state}", &holes(&coord_core::MESSAGE_STATE, "m"));
     for kind in Kind::ALL {
         let w = writes(kind);
         let mut body = String::new();
@@ -203,6 +262,8 @@ mod tests {
         assert_eq!(writes(Kind::Claim).statements.len(), 2);
         assert_eq!(writes(Kind::Submit).statements.len(), 2);
         assert_eq!(writes(Kind::Send).statements.len(), 1);
+        assert_eq!(writes(Kind::Event).statements.len(), 1);
+        assert!(!writes(Kind::Event).check.contains("{task_matches}"));
     }
 
     #[test]
@@ -221,7 +282,10 @@ mod tests {
                     .step_by(2)
                     .collect();
                 assert!(
-                    !code.replace("coord_result", "").contains("coord_"),
+                    !code
+                        .replace("coord_result", "")
+                        .replace("coord_events", "")
+                        .contains("coord_"),
                     "{kind:?}: {s}"
                 );
             }
