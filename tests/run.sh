@@ -49,6 +49,7 @@ suite "core, keys and SQL crates (cargo test)" \
 suite "build the extension" cargo build --release -p coord-sqlite
 suite "extension in Python's sqlite3" py_suite 'test_extension.py'
 suite "extension in the sqlite3 shell" py_suite 'test_sqlite3_cli.py'
+suite "signed history on a file: attacks as SQL" py_suite 'test_history.py'
 suite "every example in docs/sql.md" py_suite 'test_docs.py'
 suite "race of 8 processes" py_suite 'test_race.py'
 suite "extension in rusqlite on the system SQLite" \
