@@ -70,13 +70,6 @@ fn reply<T: Serialize>(value: &T, human: String) -> CallToolResult {
     }
 }
 
-fn done<T: Serialize>(r: Result<(T, String), ToolFail>) -> Result<CallToolResult, ErrorData> {
-    Ok(match r {
-        Ok((v, human)) => reply(&v, human),
-        Err(e) => e.result(),
-    })
-}
-
 fn require_key(db: &Db, agent: &str) -> Result<(), ToolFail> {
     match db.coord.key_status(agent).reason() {
         None => Ok(()),
@@ -85,10 +78,6 @@ fn require_key(db: &Db, agent: &str) -> Result<(), ToolFail> {
             reason,
         }),
     }
-}
-
-fn invalid(r: Result<(), String>) -> Result<(), ToolFail> {
-    r.map_err(ToolFail::Invalid)
 }
 
 fn op_text(o: &OpOutput) -> String {
@@ -102,14 +91,7 @@ fn op_text(o: &OpOutput) -> String {
         Some(id) => format!("message {id} {}", o.detail),
         None => o.detail.clone(),
     };
-    format!(
-        "{head} ({}): {}{signed}",
-        serde_json::to_value(o.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        clean(&what)
-    )
+    format!("{head} ({}): {}{signed}", o.outcome.as_str(), clean(&what))
 }
 
 fn task_line(b: &str, w: &WorkRow) -> String {
@@ -184,22 +166,135 @@ impl CoordServer {
         .map_err(|e| ToolFail::Internal(e.to_string()))?
     }
 
-    /// Runs one write, signed: the schema is made current, and the agent
-    /// must still be able to sign, or nothing is written.
-    async fn write<F>(&self, f: F) -> Result<(OpOutput, String), ToolFail>
+    /// Every tool: refuses invalid arguments (`check`, before anything is
+    /// opened), runs `f` on the database (see [`Self::with_db`]), and
+    /// renders the value it returns with its text for people, or why the
+    /// call failed.
+    async fn call<T, F>(&self, check: Result<(), String>, f: F) -> Result<CallToolResult, ErrorData>
     where
-        F: FnOnce(&Db, &Config) -> Result<OpOutput, ToolFail> + Send + 'static,
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Db, &Config) -> Result<(T, String), ToolFail> + Send + 'static,
     {
-        let o = self
-            .with_db(move |db, cfg| {
-                db.ensure_schema()?;
-                require_key(db, &cfg.agent)?;
-                f(db, cfg)
-            })
-            .await?;
-        let text = op_text(&o);
-        Ok((o, text))
+        let r = match check {
+            Ok(()) => self.with_db(f).await,
+            Err(e) => Err(ToolFail::Invalid(e)),
+        };
+        Ok(match r {
+            Ok((v, human)) => reply(&v, human),
+            Err(e) => e.result(),
+        })
     }
+
+    /// A write tool: the operation `op` makes of the arguments and this
+    /// server's agent, run signed (see [`signed`]).
+    async fn op<A, F>(
+        &self,
+        check: Result<(), String>,
+        a: A,
+        op: F,
+    ) -> Result<CallToolResult, ErrorData>
+    where
+        A: Send + 'static,
+        F: for<'x> FnOnce(&'x A, &'x str) -> Op<'x> + Send + 'static,
+    {
+        self.call(check, move |db, cfg| {
+            signed(db, cfg, |db, cfg| Ok(db.run(&op(&a, &cfg.agent))?.into()))
+        })
+        .await
+    }
+}
+
+/// Runs one write, signed: the schema is made current, and the agent must
+/// still be able to sign, or nothing is written.
+fn signed(
+    db: &Db,
+    cfg: &Config,
+    f: impl FnOnce(&Db, &Config) -> Result<OpOutput, ToolFail>,
+) -> Result<(OpOutput, String), ToolFail> {
+    db.ensure_schema()?;
+    require_key(db, &cfg.agent)?;
+    let o = f(db, cfg)?;
+    let text = op_text(&o);
+    Ok((o, text))
+}
+
+/// The first of `checks` that failed.
+fn first_error<const N: usize>(checks: [Result<(), String>; N]) -> Result<(), String> {
+    checks.into_iter().collect()
+}
+
+/// `check` of an optional argument.
+fn if_given<T: ?Sized>(
+    v: Option<&T>,
+    check: impl FnOnce(&T) -> Result<(), String>,
+) -> Result<(), String> {
+    v.map_or(Ok(()), check)
+}
+
+/// `send`'s recipient: exactly one of `to` and `broadcast: true`.
+fn check_recipient(a: &SendArgs) -> Result<(), String> {
+    match (&a.to, a.broadcast.unwrap_or(false)) {
+        (Some(_), true) => Err("give either `to` or `broadcast: true`, not both".into()),
+        (None, false) => Err("give a recipient (`to`) or `broadcast: true`".into()),
+        (Some(to), false) => coord_core::validate_agent_id(to)
+            .map(|_| ())
+            .map_err(|e| format!("to {}: {e}", quoted(to))),
+        (None, true) => Ok(()),
+    }
+}
+
+/// `renew`: claims the task again only if this server's agent holds a
+/// live claim on it; otherwise says why, writing nothing.
+fn renew(db: &Db, cfg: &Config, id: &str, ttl: f64) -> Result<OpOutput, ToolFail> {
+    db.load(Scope {
+        work: WorkScope::List(ListFilter::All, None),
+        messages: MessageScope::None,
+    })?;
+    let me = cfg.agent.as_str();
+    let refuse = |o, w: &WorkRow, why: String| {
+        OpOutput::unwritten(o, id, me, w.claimer.clone(), w.epoch, why)
+    };
+    Ok(match read::task(db, id)? {
+        None => OpOutput::unwritten(
+            Outcome::UnknownTask,
+            id,
+            me,
+            None,
+            None,
+            format!("no task {id}"),
+        ),
+        Some(w) if !matches!(w.state.as_deref(), Some("claimed" | "expired")) => refuse(
+            Outcome::NotClaimed,
+            &w,
+            format!("{id} is {}, not claimed", w.state.as_deref().unwrap_or("?")),
+        ),
+        Some(w) if w.claimer.as_deref() != Some(me) => refuse(
+            Outcome::NotHolder,
+            &w,
+            format!(
+                "{id} is not yours to renew (claimer: {})",
+                w.claimer.as_deref().unwrap_or("none")
+            ),
+        ),
+        Some(w) if w.state.as_deref() == Some("expired") => refuse(
+            Outcome::Expired,
+            &w,
+            format!("your claim on {id} expired; claim it again"),
+        ),
+        // Yours and live: claiming again renews it (the write API decides
+        // again under the write lock).
+        Some(_) => {
+            let mut o: OpOutput = db
+                .run(&Op::Claim {
+                    task_id: id,
+                    claimer: Some(me),
+                    ttl_minutes: ttl,
+                })?
+                .into();
+            o.op = "renew".into();
+            o
+        }
+    })
 }
 
 #[tool_router]
@@ -210,30 +305,28 @@ impl CoordServer {
         annotations(read_only_hint = true)
     )]
     async fn whoami(&self, Parameters(_): Parameters<NoArgs>) -> Result<CallToolResult, ErrorData> {
-        done(
-            self.with_db(|db, cfg| {
-                let k = db.coord.key_status(&cfg.agent);
-                let j = k.to_json();
-                let o = WhoamiOutput {
-                    agent: cfg.agent.clone(),
-                    can_sign: k.can_sign(),
-                    fingerprint: j["fingerprint"].as_str().map(str::to_owned),
-                    db: db.path.display().to_string(),
-                };
-                let text = format!(
-                    "agent {} ({}), database {}",
-                    quoted(&o.agent),
-                    if o.can_sign {
-                        format!("can sign, key {}", o.fingerprint.as_deref().unwrap_or("?"))
-                    } else {
-                        "CANNOT sign".into()
-                    },
-                    clean(&o.db)
-                );
-                Ok((o, text))
-            })
-            .await,
-        )
+        self.call(Ok(()), |db, cfg| {
+            let k = db.coord.key_status(&cfg.agent);
+            let j = k.to_json();
+            let o = WhoamiOutput {
+                agent: cfg.agent.clone(),
+                can_sign: k.can_sign(),
+                fingerprint: j["fingerprint"].as_str().map(str::to_owned),
+                db: db.path.display().to_string(),
+            };
+            let text = format!(
+                "agent {} ({}), database {}",
+                quoted(&o.agent),
+                if o.can_sign {
+                    format!("can sign, key {}", o.fingerprint.as_deref().unwrap_or("?"))
+                } else {
+                    "CANNOT sign".into()
+                },
+                clean(&o.db)
+            );
+            Ok((o, text))
+        })
+        .await
     }
 
     #[tool(
@@ -244,22 +337,17 @@ impl CoordServer {
         &self,
         Parameters(a): Parameters<SubmitArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let r = async {
-            invalid(check_id("task_id", &a.task_id))?;
-            if let Some(m) = &a.metadata {
-                invalid(check_text("metadata", m, text::MAX_NOTE_BYTES))?;
-            }
-            self.write(move |db, _| {
-                Ok(db
-                    .run(&Op::Submit {
-                        task_id: &a.task_id,
-                        metadata: a.metadata.as_deref(),
-                    })?
-                    .into())
-            })
-            .await
-        };
-        done(r.await)
+        let check = first_error([
+            check_id("task_id", &a.task_id),
+            if_given(a.metadata.as_deref(), |m| {
+                check_text("metadata", m, text::MAX_NOTE_BYTES)
+            }),
+        ]);
+        self.op(check, a, |a, _| Op::Submit {
+            task_id: &a.task_id,
+            metadata: a.metadata.as_deref(),
+        })
+        .await
     }
 
     #[tool(
@@ -270,22 +358,13 @@ impl CoordServer {
         &self,
         Parameters(a): Parameters<ClaimArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let r = async {
-            invalid(check_id("task_id", &a.task_id))?;
-            let ttl = a.ttl_minutes.unwrap_or(60.0);
-            invalid(check_ttl(ttl))?;
-            self.write(move |db, cfg| {
-                Ok(db
-                    .run(&Op::Claim {
-                        task_id: &a.task_id,
-                        claimer: Some(&cfg.agent),
-                        ttl_minutes: ttl,
-                    })?
-                    .into())
-            })
-            .await
-        };
-        done(r.await)
+        let check = first_error([check_id("task_id", &a.task_id), check_ttl(a.ttl())]);
+        self.op(check, a, |a, me| Op::Claim {
+            task_id: &a.task_id,
+            claimer: Some(me),
+            ttl_minutes: a.ttl(),
+        })
+        .await
     }
 
     #[tool(
@@ -296,67 +375,11 @@ impl CoordServer {
         &self,
         Parameters(a): Parameters<ClaimArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let r = async {
-            invalid(check_id("task_id", &a.task_id))?;
-            let ttl = a.ttl_minutes.unwrap_or(60.0);
-            invalid(check_ttl(ttl))?;
-            self.write(move |db, cfg| {
-                db.load(Scope {
-                    work: WorkScope::List(ListFilter::All, None),
-                    messages: MessageScope::None,
-                })?;
-                let me = cfg.agent.as_str();
-                let id = a.task_id.as_str();
-                let refuse = |o, w: &WorkRow, why: String| {
-                    OpOutput::unwritten(o, id, me, w.claimer.clone(), w.epoch, why)
-                };
-                match read::task(db, id)? {
-                    None => Ok(OpOutput::unwritten(
-                        Outcome::UnknownTask,
-                        id,
-                        me,
-                        None,
-                        None,
-                        format!("no task {id}"),
-                    )),
-                    Some(w) if !matches!(w.state.as_deref(), Some("claimed" | "expired")) => {
-                        Ok(refuse(
-                            Outcome::NotClaimed,
-                            &w,
-                            format!("{id} is {}, not claimed", w.state.as_deref().unwrap_or("?")),
-                        ))
-                    }
-                    Some(w) if w.claimer.as_deref() != Some(me) => Ok(refuse(
-                        Outcome::NotHolder,
-                        &w,
-                        format!(
-                            "{id} is not yours to renew (claimer: {})",
-                            w.claimer.as_deref().unwrap_or("none")
-                        ),
-                    )),
-                    Some(w) if w.state.as_deref() == Some("expired") => Ok(refuse(
-                        Outcome::Expired,
-                        &w,
-                        format!("your claim on {id} expired; claim it again"),
-                    )),
-                    // Yours and live: claiming again renews it (the write
-                    // API decides again under the write lock).
-                    Some(_) => {
-                        let mut o: OpOutput = db
-                            .run(&Op::Claim {
-                                task_id: id,
-                                claimer: Some(me),
-                                ttl_minutes: ttl,
-                            })?
-                            .into();
-                        o.op = "renew".into();
-                        Ok(o)
-                    }
-                }
-            })
-            .await
-        };
-        done(r.await)
+        let check = first_error([check_id("task_id", &a.task_id), check_ttl(a.ttl())]);
+        self.call(check, move |db, cfg| {
+            signed(db, cfg, |db, cfg| renew(db, cfg, &a.task_id, a.ttl()))
+        })
+        .await
     }
 
     #[tool(
@@ -367,24 +390,19 @@ impl CoordServer {
         &self,
         Parameters(a): Parameters<CompleteArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let r = async {
-            invalid(check_id("task_id", &a.task_id))?;
-            if let Some(t) = &a.result {
-                invalid(check_text("result", t, text::MAX_NOTE_BYTES))?;
-            }
-            self.write(move |db, cfg| {
-                Ok(db
-                    .run(&Op::Complete {
-                        task_id: &a.task_id,
-                        claimer: Some(&cfg.agent),
-                        epoch: a.epoch,
-                        result: a.result.as_deref(),
-                    })?
-                    .into())
-            })
-            .await
-        };
-        done(r.await)
+        let check = first_error([
+            check_id("task_id", &a.task_id),
+            if_given(a.result.as_deref(), |t| {
+                check_text("result", t, text::MAX_NOTE_BYTES)
+            }),
+        ]);
+        self.op(check, a, |a, me| Op::Complete {
+            task_id: &a.task_id,
+            claimer: Some(me),
+            epoch: a.epoch,
+            result: a.result.as_deref(),
+        })
+        .await
     }
 
     #[tool(
@@ -395,20 +413,13 @@ impl CoordServer {
         &self,
         Parameters(a): Parameters<AbandonArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let r = async {
-            invalid(check_id("task_id", &a.task_id))?;
-            self.write(move |db, cfg| {
-                Ok(db
-                    .run(&Op::Abandon {
-                        task_id: &a.task_id,
-                        claimer: Some(&cfg.agent),
-                        epoch: a.epoch,
-                    })?
-                    .into())
-            })
-            .await
-        };
-        done(r.await)
+        let check = check_id("task_id", &a.task_id);
+        self.op(check, a, |a, me| Op::Abandon {
+            task_id: &a.task_id,
+            claimer: Some(me),
+            epoch: a.epoch,
+        })
+        .await
     }
 
     #[tool(
@@ -419,43 +430,41 @@ impl CoordServer {
     async fn list(&self, Parameters(a): Parameters<ListArgs>) -> Result<CallToolResult, ErrorData> {
         let which = a.filter.unwrap_or_default();
         let limit = a.limit.unwrap_or(200).clamp(1, 1000) as usize;
-        done(
-            self.with_db(move |db, cfg| {
-                let (filter, agent) = match which {
-                    Which::Available => (ListFilter::Available, None),
-                    Which::Mine => (ListFilter::All, Some(cfg.agent.as_str())),
-                    Which::Claimed => (ListFilter::Claimed, None),
-                    Which::Expired => (ListFilter::Expired, None),
-                    Which::All => (ListFilter::All, None),
-                };
-                db.load(Scope {
-                    work: WorkScope::List(filter, agent),
-                    messages: MessageScope::None,
-                })?;
-                let mut tasks = read::work(db, filter, agent)?;
-                let truncated = tasks.len() > limit;
-                tasks.truncate(limit);
-                let b = text::boundary();
-                let mut human = format!(
-                    "{} task(s){}. {UNTRUSTED}",
-                    tasks.len(),
-                    if truncated { " (truncated)" } else { "" }
-                );
-                for w in &tasks {
-                    human.push('\n');
-                    human.push_str(&task_line(&b, w));
-                }
-                Ok((
-                    ListOutput {
-                        filter: which,
-                        tasks,
-                        truncated,
-                    },
-                    human,
-                ))
-            })
-            .await,
-        )
+        self.call(Ok(()), move |db, cfg| {
+            let (filter, agent) = match which {
+                Which::Available => (ListFilter::Available, None),
+                Which::Mine => (ListFilter::All, Some(cfg.agent.as_str())),
+                Which::Claimed => (ListFilter::Claimed, None),
+                Which::Expired => (ListFilter::Expired, None),
+                Which::All => (ListFilter::All, None),
+            };
+            db.load(Scope {
+                work: WorkScope::List(filter, agent),
+                messages: MessageScope::None,
+            })?;
+            let mut tasks = read::work(db, filter, agent)?;
+            let truncated = tasks.len() > limit;
+            tasks.truncate(limit);
+            let b = text::boundary();
+            let mut human = format!(
+                "{} task(s){}. {UNTRUSTED}",
+                tasks.len(),
+                if truncated { " (truncated)" } else { "" }
+            );
+            for w in &tasks {
+                human.push('\n');
+                human.push_str(&task_line(&b, w));
+            }
+            Ok((
+                ListOutput {
+                    filter: which,
+                    tasks,
+                    truncated,
+                },
+                human,
+            ))
+        })
+        .await
     }
 
     #[tool(
@@ -463,41 +472,18 @@ impl CoordServer {
         output_schema = schema_for_output::<OpOutput>()
     )]
     async fn send(&self, Parameters(a): Parameters<SendArgs>) -> Result<CallToolResult, ErrorData> {
-        let r = async {
-            invalid(check_text("body", &a.body, text::MAX_BODY_BYTES))?;
-            match (&a.to, a.broadcast.unwrap_or(false)) {
-                (Some(_), true) => {
-                    return Err(ToolFail::Invalid(
-                        "give either `to` or `broadcast: true`, not both".into(),
-                    ))
-                }
-                (None, false) => {
-                    return Err(ToolFail::Invalid(
-                        "give a recipient (`to`) or `broadcast: true`".into(),
-                    ))
-                }
-                (Some(to), false) => {
-                    coord_core::validate_agent_id(to)
-                        .map_err(|e| ToolFail::Invalid(format!("to {}: {e}", quoted(to))))?;
-                }
-                (None, true) => {}
-            }
-            if let Some(c) = &a.channel {
-                invalid(check_id("channel", c))?;
-            }
-            self.write(move |db, cfg| {
-                Ok(db
-                    .run(&Op::Send {
-                        sender: Some(&cfg.agent),
-                        recipient: a.to.as_deref(),
-                        channel: a.channel.as_deref(),
-                        body: &a.body,
-                    })?
-                    .into())
-            })
-            .await
-        };
-        done(r.await)
+        let check = first_error([
+            check_text("body", &a.body, text::MAX_BODY_BYTES),
+            check_recipient(&a),
+            if_given(a.channel.as_deref(), |c| check_id("channel", c)),
+        ]);
+        self.op(check, a, |a, me| Op::Send {
+            sender: Some(me),
+            recipient: a.to.as_deref(),
+            channel: a.channel.as_deref(),
+            body: &a.body,
+        })
+        .await
     }
 
     #[tool(
@@ -509,44 +495,39 @@ impl CoordServer {
         &self,
         Parameters(a): Parameters<InboxArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        let r = async {
-            if let Some(c) = &a.channel {
-                invalid(check_id("channel", c))?;
+        let check = if_given(a.channel.as_deref(), |c| check_id("channel", c));
+        let limit = a.limit.unwrap_or(50).clamp(1, 500);
+        self.call(check, move |db, cfg| {
+            let me = Some(cfg.agent.as_str());
+            let channel = a.channel.as_deref();
+            db.load(Scope {
+                work: WorkScope::None,
+                messages: MessageScope::Inbox {
+                    agent: me,
+                    channel,
+                    limit: Some(limit),
+                },
+            })?;
+            let messages = read::messages(db, me, channel, Some(limit))?;
+            let b = text::boundary();
+            let mut human = format!(
+                "{} message(s) for {}. {UNTRUSTED}",
+                messages.len(),
+                quoted(&cfg.agent)
+            );
+            for m in &messages {
+                human.push('\n');
+                human.push_str(&message_block(&b, m));
             }
-            let limit = a.limit.unwrap_or(50).clamp(1, 500);
-            self.with_db(move |db, cfg| {
-                let me = Some(cfg.agent.as_str());
-                let channel = a.channel.as_deref();
-                db.load(Scope {
-                    work: WorkScope::None,
-                    messages: MessageScope::Inbox {
-                        agent: me,
-                        channel,
-                        limit: Some(limit),
-                    },
-                })?;
-                let messages = read::messages(db, me, channel, Some(limit))?;
-                let b = text::boundary();
-                let mut human = format!(
-                    "{} message(s) for {}. {UNTRUSTED}",
-                    messages.len(),
-                    quoted(&cfg.agent)
-                );
-                for m in &messages {
-                    human.push('\n');
-                    human.push_str(&message_block(&b, m));
-                }
-                Ok((
-                    InboxOutput {
-                        agent: cfg.agent.clone(),
-                        messages,
-                    },
-                    human,
-                ))
-            })
-            .await
-        };
-        done(r.await)
+            Ok((
+                InboxOutput {
+                    agent: cfg.agent.clone(),
+                    messages,
+                },
+                human,
+            ))
+        })
+        .await
     }
 
     #[tool(
@@ -559,45 +540,43 @@ impl CoordServer {
         Parameters(a): Parameters<AuditArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         let strict = a.strict.unwrap_or(false);
-        done(
-            self.with_db(move |db, _| {
-                db.load(Scope::ALL)?;
-                let r = read::audit(db, strict)?;
-                let mut human = format!(
-                    "audit of {}: {}; claims {}, messages {}",
-                    clean(&db.path.display().to_string()),
-                    if r.ok {
-                        "no forged or tampered rows"
-                    } else {
-                        "rows FAILED verification"
-                    },
-                    serde_json::Value::Object(r.work.clone()),
-                    serde_json::Value::Object(r.messages.clone()),
-                );
-                for f in &r.findings {
-                    human.push_str(&format!(
-                        "\n- {} {} {} as {}: {}",
-                        f.verification,
-                        if f.table == "work" { "task" } else { "message" },
-                        clean(&f.key.to_string()),
-                        f.agent.as_deref().map_or("(none)".into(), quoted),
-                        clean(&f.detail)
-                    ));
-                }
-                Ok((
-                    AuditOutput {
-                        db: db.path.display().to_string(),
-                        ok: r.ok,
-                        strict: r.strict,
-                        work: r.work,
-                        messages: r.messages,
-                        findings: r.findings,
-                    },
-                    human,
-                ))
-            })
-            .await,
-        )
+        self.call(Ok(()), move |db, _| {
+            db.load(Scope::ALL)?;
+            let r = read::audit(db, strict)?;
+            let mut human = format!(
+                "audit of {}: {}; claims {}, messages {}",
+                clean(&db.path.display().to_string()),
+                if r.ok {
+                    "no forged or tampered rows"
+                } else {
+                    "rows FAILED verification"
+                },
+                serde_json::Value::Object(r.work.clone()),
+                serde_json::Value::Object(r.messages.clone()),
+            );
+            for f in &r.findings {
+                human.push_str(&format!(
+                    "\n- {} {} {} as {}: {}",
+                    f.verification,
+                    if f.table == "work" { "task" } else { "message" },
+                    clean(&f.key.to_string()),
+                    f.agent.as_deref().map_or("(none)".into(), quoted),
+                    clean(&f.detail)
+                ));
+            }
+            Ok((
+                AuditOutput {
+                    db: db.path.display().to_string(),
+                    ok: r.ok,
+                    strict: r.strict,
+                    work: r.work,
+                    messages: r.messages,
+                    findings: r.findings,
+                },
+                human,
+            ))
+        })
+        .await
     }
 
     #[tool(
@@ -606,39 +585,37 @@ impl CoordServer {
         annotations(read_only_hint = true)
     )]
     async fn status(&self, Parameters(_): Parameters<NoArgs>) -> Result<CallToolResult, ErrorData> {
-        done(
-            self.with_db(|db, cfg| {
-                db.load(Scope::ALL)?;
-                let s = read::summary(db)?;
-                let b = text::boundary();
-                let mut human = format!(
-                    "database {}; agent {}; tasks {}; claims {}; messages {}; {} live claim(s). {UNTRUSTED}",
-                    clean(&db.path.display().to_string()),
-                    quoted(&cfg.agent),
-                    serde_json::Value::Object(s.tasks.clone()),
-                    serde_json::Value::Object(s.work_verification.clone()),
-                    serde_json::Value::Object(s.message_verification.clone()),
-                    s.live_claims.len()
-                );
-                for w in &s.live_claims {
-                    human.push('\n');
-                    human.push_str(&task_line(&b, w));
-                }
-                Ok((
-                    StatusOutput {
-                        db: db.path.display().to_string(),
-                        agent: cfg.agent.clone(),
-                        key: db.coord.key_status(&cfg.agent).to_json(),
-                        tasks: s.tasks,
-                        work_verification: s.work_verification,
-                        message_verification: s.message_verification,
-                        live_claims: s.live_claims,
-                    },
-                    human,
-                ))
-            })
-            .await,
-        )
+        self.call(Ok(()), |db, cfg| {
+            db.load(Scope::ALL)?;
+            let s = read::summary(db)?;
+            let b = text::boundary();
+            let mut human = format!(
+                "database {}; agent {}; tasks {}; claims {}; messages {}; {} live claim(s). {UNTRUSTED}",
+                clean(&db.path.display().to_string()),
+                quoted(&cfg.agent),
+                serde_json::Value::Object(s.tasks.clone()),
+                serde_json::Value::Object(s.work_verification.clone()),
+                serde_json::Value::Object(s.message_verification.clone()),
+                s.live_claims.len()
+            );
+            for w in &s.live_claims {
+                human.push('\n');
+                human.push_str(&task_line(&b, w));
+            }
+            Ok((
+                StatusOutput {
+                    db: db.path.display().to_string(),
+                    agent: cfg.agent.clone(),
+                    key: db.coord.key_status(&cfg.agent).to_json(),
+                    tasks: s.tasks,
+                    work_verification: s.work_verification,
+                    message_verification: s.message_verification,
+                    live_claims: s.live_claims,
+                },
+                human,
+            ))
+        })
+        .await
     }
 }
 

@@ -34,6 +34,13 @@ pub struct ClaimArgs {
     pub ttl_minutes: Option<f64>,
 }
 
+impl ClaimArgs {
+    /// `ttl_minutes`, or its default.
+    pub fn ttl(&self) -> f64 {
+        self.ttl_minutes.unwrap_or(60.0)
+    }
+}
+
 /// `complete`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -115,68 +122,13 @@ pub struct AuditArgs {
     pub strict: Option<bool>,
 }
 
-/// An operation's outcome.
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeName {
-    /// The claim was granted, with a new epoch.
-    Granted,
-    /// Your live claim got a new expiry; same epoch.
-    Renewed,
-    /// Another agent holds a live claim (see holder and expires_at).
-    Denied,
-    /// The task is completed.
-    Completed,
-    /// The task is abandoned: claimable again.
-    Abandoned,
-    /// The epoch given is not the task's: a newer holder fenced you.
-    LostLease,
-    /// Another agent holds the task.
-    NotHolder,
-    /// The task is not claimed.
-    NotClaimed,
-    /// Your claim expired.
-    Expired,
-    /// No such task.
-    UnknownTask,
-    /// A new task.
-    Submitted,
-    /// An abandoned task offered again.
-    Resubmitted,
-    /// The task was already there.
-    Exists,
-    /// The message was sent.
-    Sent,
-}
-
-impl From<Outcome> for OutcomeName {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Granted => OutcomeName::Granted,
-            Outcome::Renewed => OutcomeName::Renewed,
-            Outcome::Denied => OutcomeName::Denied,
-            Outcome::Completed => OutcomeName::Completed,
-            Outcome::Abandoned => OutcomeName::Abandoned,
-            Outcome::LostLease => OutcomeName::LostLease,
-            Outcome::NotHolder => OutcomeName::NotHolder,
-            Outcome::NotClaimed => OutcomeName::NotClaimed,
-            Outcome::Expired => OutcomeName::Expired,
-            Outcome::UnknownTask => OutcomeName::UnknownTask,
-            Outcome::Submitted => OutcomeName::Submitted,
-            Outcome::Resubmitted => OutcomeName::Resubmitted,
-            Outcome::Exists => OutcomeName::Exists,
-            Outcome::Sent => OutcomeName::Sent,
-        }
-    }
-}
-
 /// The result of submit, claim, renew, complete, abandon and send.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OpOutput {
     /// claim, complete, abandon, submit or send.
     pub op: String,
     /// What happened.
-    pub outcome: OutcomeName,
+    pub outcome: Outcome,
     /// Whether it did what was asked (false for denied, lost_lease, not_holder, ...).
     pub ok: bool,
     /// The task, for task operations.
@@ -209,7 +161,7 @@ impl OpOutput {
     ) -> Self {
         OpOutput {
             op: "renew".into(),
-            outcome: outcome.into(),
+            outcome,
             ok: outcome.is_success(),
             task_id: Some(task_id.to_owned()),
             agent: Some(agent.to_owned()),
@@ -227,7 +179,7 @@ impl From<OpResult> for OpOutput {
     fn from(r: OpResult) -> Self {
         OpOutput {
             op: r.op,
-            outcome: r.outcome.into(),
+            outcome: r.outcome,
             ok: r.outcome.is_success(),
             task_id: r.task_id,
             agent: r.agent,

@@ -11,17 +11,22 @@ use thiserror::Error;
 
 /// What an operation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema),
+    serde(rename_all = "snake_case")
+)]
 pub enum Outcome {
     /// The claim was granted (new task, or an expired, abandoned, completed
     /// or available one), with a new epoch.
     Granted,
     /// The holder's live claim got a new expiry; same epoch.
     Renewed,
-    /// Another agent holds a live claim.
+    /// Another agent holds a live claim (see holder and expires_at).
     Denied,
     /// The task is completed.
     Completed,
-    /// The task is abandoned.
+    /// The task is abandoned: claimable again.
     Abandoned,
     /// The epoch given is not the task's: a newer holder fenced this one.
     LostLease,
@@ -44,44 +49,39 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order, with its name in
+    /// `temp.coord_result.outcome`: the one table [`Outcome::as_str`] and
+    /// the parsing of a result row read. The names are the snake_case of
+    /// the variants, as the `serde` feature's `rename_all` makes them (a
+    /// test checks that the two agree).
+    pub const NAMES: [(Outcome, &'static str); 14] = [
+        (Outcome::Granted, "granted"),
+        (Outcome::Renewed, "renewed"),
+        (Outcome::Denied, "denied"),
+        (Outcome::Completed, "completed"),
+        (Outcome::Abandoned, "abandoned"),
+        (Outcome::LostLease, "lost_lease"),
+        (Outcome::NotHolder, "not_holder"),
+        (Outcome::NotClaimed, "not_claimed"),
+        (Outcome::Expired, "expired"),
+        (Outcome::UnknownTask, "unknown_task"),
+        (Outcome::Submitted, "submitted"),
+        (Outcome::Resubmitted, "resubmitted"),
+        (Outcome::Exists, "exists"),
+        (Outcome::Sent, "sent"),
+    ];
+
     /// The outcome's name in `temp.coord_result.outcome`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Granted => "granted",
-            Outcome::Renewed => "renewed",
-            Outcome::Denied => "denied",
-            Outcome::Completed => "completed",
-            Outcome::Abandoned => "abandoned",
-            Outcome::LostLease => "lost_lease",
-            Outcome::NotHolder => "not_holder",
-            Outcome::NotClaimed => "not_claimed",
-            Outcome::Expired => "expired",
-            Outcome::UnknownTask => "unknown_task",
-            Outcome::Submitted => "submitted",
-            Outcome::Resubmitted => "resubmitted",
-            Outcome::Exists => "exists",
-            Outcome::Sent => "sent",
-        }
+        // NAMES is in declaration order (the test below checks it).
+        Self::NAMES[self as usize].1
     }
 
     fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "granted" => Outcome::Granted,
-            "renewed" => Outcome::Renewed,
-            "denied" => Outcome::Denied,
-            "completed" => Outcome::Completed,
-            "abandoned" => Outcome::Abandoned,
-            "lost_lease" => Outcome::LostLease,
-            "not_holder" => Outcome::NotHolder,
-            "not_claimed" => Outcome::NotClaimed,
-            "expired" => Outcome::Expired,
-            "unknown_task" => Outcome::UnknownTask,
-            "submitted" => Outcome::Submitted,
-            "resubmitted" => Outcome::Resubmitted,
-            "exists" => Outcome::Exists,
-            "sent" => Outcome::Sent,
-            _ => return None,
-        })
+        Self::NAMES
+            .iter()
+            .find(|(_, name)| *name == s)
+            .map(|&(o, _)| o)
     }
 
     /// Whether the operation did what was asked.
@@ -400,4 +400,28 @@ pub fn send(
             params![sender, recipient, channel, body],
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn outcome_names_are_in_declaration_order_and_round_trip() {
+        for (i, &(o, name)) in Outcome::NAMES.iter().enumerate() {
+            assert_eq!(o as usize, i, "{name}");
+            assert_eq!(o.as_str(), name);
+            assert_eq!(Outcome::parse(name), Some(o));
+        }
+        assert_eq!(Outcome::parse("Granted"), None);
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_names_are_the_table_names() {
+        for (o, name) in Outcome::NAMES {
+            assert_eq!(serde_json::to_value(o).ok(), Some(name.into()));
+            assert_eq!(serde_json::from_value::<Outcome>(name.into()).ok(), Some(o));
+        }
+    }
 }
