@@ -12,7 +12,17 @@ use crate::output::{outln, style, Out};
 use coord_db::Db;
 
 pub fn audit(db: &Db, out: Out, strict: bool) -> Result<u8, CliError> {
-    let a = coord_db::read::audit(db, strict)?;
+    let mut a = coord_db::read::audit(db, strict)?;
+    // Signed history: the log against itself and the rows, then against
+    // what this client saw of it before (docs/history.md).
+    let log = coord_db::history::check(db)?;
+    let witnessed = match coord_db::history::Witness::default_place() {
+        Some(w) => w.observe(db, &log)?,
+        None => Vec::new(),
+    };
+    let problems: Vec<&coord_db::history::Problem> =
+        log.problems.iter().chain(&witnessed).collect();
+    a.ok = a.ok && problems.is_empty();
     if out.json {
         out.print_json(&json!({
             "db": db.path.display().to_string(),
@@ -26,6 +36,10 @@ pub fn audit(db: &Db, out: Out, strict: bool) -> Result<u8, CliError> {
                 "agent": f.agent,
                 "verification": f.verification,
                 "detail": f.detail,
+            })).collect::<Vec<_>>(),
+            "history": log.to_json(),
+            "witness": witnessed.iter().map(|p| json!({
+                "problem": p.what, "seq": p.seq, "detail": p.detail,
             })).collect::<Vec<_>>(),
         }));
     } else {
@@ -55,12 +69,41 @@ pub fn audit(db: &Db, out: Out, strict: bool) -> Result<u8, CliError> {
                 ),
             );
         }
+        let counts = |v: &[(String, i64)]| {
+            v.iter()
+                .map(|(k, n)| format!("{n} {}", k.replace('_', " ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        outln!(
+            "history:  {} events; tasks: {}; messages: {}",
+            log.events,
+            counts(&log.work_history),
+            counts(&log.message_history)
+        );
+        for p in &problems {
+            out.line(
+                style::REFUSED,
+                &format!(
+                    "✗ {}: {}",
+                    p.what.replace('_', " ").to_uppercase(),
+                    p.detail
+                ),
+            );
+        }
         if a.ok {
-            out.line(style::OK, "✓ no forged or tampered rows");
+            out.line(
+                style::OK,
+                "✓ no forged or tampered rows, and the log is intact",
+            );
         } else {
             out.line(
                 style::REFUSED,
-                &format!("✗ {} row(s) failed verification", a.findings.len()),
+                &format!(
+                    "✗ {} row(s) failed verification, {} history problem(s)",
+                    a.findings.len(),
+                    problems.len()
+                ),
             );
         }
     }

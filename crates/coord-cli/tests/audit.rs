@@ -127,3 +127,94 @@ fn objects_stored_in_the_file_cannot_hide_rows() {
     let forged = common::by(&rows, "task_id", "task:forged");
     assert_eq!(forged["verification"], "bad_mac");
 }
+
+/// The history attacks through `coord audit`: each names what happened.
+fn history_problems(v: &Value) -> Vec<String> {
+    let mut p: Vec<String> = v["history"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(v["witness"].as_array().unwrap())
+        .map(|p| p["problem"].as_str().unwrap().to_owned())
+        .collect();
+    p.sort();
+    p.dedup();
+    p
+}
+
+fn with_history() -> Env {
+    let e = Env::new();
+    e.keygen("alice");
+    e.ok(&["submit", "t1"]);
+    e.ok(&["--as", "alice", "claim", "t1"]);
+    e.ok(&["submit", "t2"]);
+    e.ok(&["--as", "alice", "claim", "t2"]);
+    e.ok(&["--as", "alice", "complete", "t2", "--result", "done"]);
+    e
+}
+
+fn attacker(e: &Env, sql: &str) {
+    let c = rusqlite::Connection::open(&e.db).unwrap();
+    c.execute_batch(
+        "DROP TRIGGER IF EXISTS coord_events_no_update; DROP TRIGGER IF EXISTS coord_events_no_delete;",
+    )
+    .unwrap();
+    c.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn an_intact_log_audits_clean_and_is_witnessed() {
+    let e = with_history();
+    let v = e.json(0, &["--as", "alice", "audit"]);
+    assert_eq!(v["history"]["events"], 5);
+    assert_eq!(v["history"]["work_history"]["matches"], 2);
+    assert!(history_problems(&v).is_empty(), "{v}");
+    let state: Vec<_> = std::fs::read_dir(e.path().join("state/coord"))
+        .unwrap()
+        .collect();
+    assert_eq!(state.len(), 2, "one file for the log, one for the database");
+}
+
+#[test]
+fn each_history_attack_is_named_by_audit() {
+    for (sql, want) in [
+        ("DELETE FROM coord_events WHERE seq = 2", "gap"),
+        ("DELETE FROM work WHERE task_id = 't1'", "deleted"),
+        (
+            "UPDATE work SET status = 'completed', result = 'bob' WHERE task_id = 't1'",
+            "changed",
+        ),
+        (
+            "UPDATE coord_events SET state = replace(state, 'done', 'forged') WHERE seq = 5",
+            "bad_mac",
+        ),
+        (
+            "UPDATE coord_events SET seq = 100 WHERE seq = 3; UPDATE coord_events SET seq = 3 WHERE seq = 4; UPDATE coord_events SET seq = 4 WHERE seq = 100",
+            "broken",
+        ),
+    ] {
+        let e = with_history();
+        attacker(&e, sql);
+        let v = e.json(1, &["--as", "alice", "audit"]);
+        assert!(history_problems(&v).contains(&want.to_owned()), "{sql}: {v}");
+        assert_eq!(v["ok"], false);
+    }
+}
+
+#[test]
+fn an_older_copy_of_the_file_is_a_rollback_to_a_client_that_saw_more() {
+    let e = with_history();
+    let old = e.path().join("old.db");
+    std::fs::copy(&e.db, &old).unwrap();
+    e.ok(&["--as", "alice", "claim", "t1"]);
+    e.json(0, &["--as", "alice", "audit"]);
+    // yesterday's copy put back: every row in it verifies
+    std::fs::copy(&old, &e.db).unwrap();
+    let _ = std::fs::remove_file(e.db.with_extension("db-wal"));
+    let v = e.json(1, &["--as", "alice", "audit"]);
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0);
+    assert_eq!(history_problems(&v), ["rollback"]);
+    // and it stays reported: the witness keeps the newer head
+    let v = e.json(1, &["--as", "alice", "audit"]);
+    assert_eq!(history_problems(&v), ["rollback"]);
+}

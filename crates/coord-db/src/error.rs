@@ -48,6 +48,15 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// This client's witness of the log could not be kept.
+    #[error("cannot keep this client's witness of the log at {path}: {source}")]
+    Witness {
+        /// The witness file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+
     /// A SQLite error on this process's connection.
     #[error("database {path}: {source}")]
     Sql {

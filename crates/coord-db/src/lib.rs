@@ -25,6 +25,7 @@
 
 mod backend;
 mod error;
+pub mod history;
 pub mod hrana;
 mod path;
 pub mod read;

@@ -28,6 +28,13 @@ use crate::{Error, Scope, PAGE_ROWS};
 const WORK_COLS: &str =
     "task_id, claimer, epoch, claimed_at, expires_at, status, result, metadata, completed_at, hmac";
 const MESSAGE_COLS: &str = "id, sender, recipient, channel, body, hmac, created_at";
+/// The columns of the event log.
+const EVENT_COLS: &str = "seq, prev, op, subject, at, agent, state, hmac";
+/// The last event of every task and message: what a row's history column
+/// is read against.
+const LAST_EVENTS: &str =
+    "SELECT seq, prev, op, subject, at, agent, state, hmac FROM main.coord_events
+  WHERE seq IN (SELECT max(seq) FROM main.coord_events GROUP BY op = 'send', subject)";
 
 /// How far this machine's clock may be from the primary's before coord
 /// refuses to decide a lease: claims compare expiry times.
@@ -199,7 +206,32 @@ impl Server {
             )?,
             _ => Vec::new(),
         };
-        load_copy(conn, &work, &messages, &gate).map_err(|e| self.local_err(e))
+        // Everything for a whole-database read (audit replays the log);
+        // else the last event of each task and message, which the rows'
+        // history column is read against.
+        let events = if !present.contains(&"work") && !present.contains(&"messages") {
+            Vec::new()
+        } else if matches!(scope.work, crate::WorkScope::All) {
+            self.pages(
+                s,
+                &format!("SELECT seq, {EVENT_COLS} FROM main.coord_events WHERE 1"),
+                "seq",
+                Vec::new(),
+                None,
+            )?
+        } else {
+            s.execute(LAST_EVENTS, vec![])
+                .map_err(|e| self.remote_err(e))?
+                .rows
+        };
+        let copy = Copy {
+            work: &work,
+            messages: &messages,
+            gate: &gate,
+            events: &events,
+            message_seq: None,
+        };
+        load_copy(conn, &copy).map_err(|e| self.local_err(e))
     }
 
     /// The rows of `select` (whose first column is the integer `key`) in
@@ -271,6 +303,19 @@ impl Server {
                     vec![task],
                 ),
                 Req::Execute("SELECT pattern, note FROM main.coord_gate", vec![]),
+                // the log's head, which the operation's event extends
+                Req::Execute(
+                    "SELECT seq, prev, op, subject, at, agent, state, hmac FROM main.coord_events
+                      ORDER BY seq DESC LIMIT 1",
+                    vec![],
+                ),
+                // the id the next message gets, so that the event signed
+                // here names the row the primary writes
+                Req::Execute(
+                    "SELECT max(COALESCE((SELECT seq FROM main.sqlite_sequence WHERE name = 'messages'), 0),
+                                COALESCE((SELECT max(id) FROM main.messages), 0))",
+                    vec![],
+                ),
             ])
             .map_err(|e| self.remote_err(e))?;
         let mut got = got.into_iter();
@@ -279,6 +324,13 @@ impl Server {
         let clock = next().map_err(|e| self.sql_err(e))?;
         let before = next().map_err(|e| self.sql_err(e))?.rows;
         let gate = next().map_err(|e| self.sql_err(e))?.rows;
+        let head = next().map_err(|e| self.sql_err(e))?.rows;
+        let message_seq = next()
+            .map_err(|e| self.sql_err(e))?
+            .rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next());
 
         // Leases compare expiry times written by many machines: decide
         // only with a clock that agrees with the primary's.
@@ -294,44 +346,52 @@ impl Server {
 
         // Decide and sign here, on a copy of the task's row as the primary
         // holds it now (its write lock is ours until COMMIT).
-        load_copy(conn, &before, &[], &gate).map_err(|e| self.local_err(e))?;
+        let copy = Copy {
+            work: &before,
+            messages: &[],
+            gate: &gate,
+            events: &head,
+            message_seq,
+        };
+        load_copy(conn, &copy).map_err(|e| self.local_err(e))?;
         let mut res = coord_sql::ops::run_op(conn, op)
             .map_err(|e| op_error(Path::new(&self.url), self.busy_ms, e))?;
         let decision = writes::decision(conn)
             .map_err(|e| self.local_err(e))?
             .ok_or_else(|| self.sql_err("the operation recorded no decision".into()))?;
 
-        // The same writes and check as the write API's triggers run on a
-        // file, with this decision as `coord_result`.
-        let w = writes::writes(op.kind());
-        let sql: Vec<String> = w
-            .statements
-            .iter()
-            .chain([&w.check])
-            .map(|s| writes::with_decision(s))
-            .collect();
+        // The same writes and checks as the write API's triggers run on a
+        // file, with this decision as `coord_result`: the operation's, then
+        // its event's.
+        let mut sql: Vec<(String, Stmt)> = Vec::new();
+        for (kind, own) in [(op.kind(), Stmt::Write), (writes::Kind::Event, Stmt::Event)] {
+            let w = writes::writes(kind);
+            sql.extend(w.statements.iter().map(|s| (writes::with_decision(s), own)));
+            sql.push((writes::with_decision(w.check), Stmt::Check));
+        }
         let reqs: Vec<Req<'_>> = sql
             .iter()
-            .map(|s| Req::Execute(s, decision.clone()))
+            .map(|(s, _)| Req::Execute(s, decision.clone()))
             .collect();
         let results = s.pipeline(&reqs).map_err(|e| self.remote_err(e))?;
         let mut last_insert = None;
-        let n = results.len();
-        for (i, r) in results.into_iter().enumerate() {
+        for (r, (_, what)) in results.into_iter().zip(&sql) {
             let rows = r.map_err(|e| self.sql_err(e))?;
-            if i + 1 == n {
-                if let Some(problem) = rows.rows.into_iter().next() {
-                    let problem = match problem.into_iter().next() {
-                        Some(Value::Text(t)) => t,
-                        _ => "a write did not apply".to_owned(),
-                    };
-                    return Err(Error::NotApplied {
-                        url: self.url.clone(),
-                        problem,
-                    });
+            match what {
+                Stmt::Check => {
+                    if let Some(problem) = rows.rows.into_iter().next() {
+                        let problem = match problem.into_iter().next() {
+                            Some(Value::Text(t)) => t,
+                            _ => "a write did not apply".to_owned(),
+                        };
+                        return Err(Error::NotApplied {
+                            url: self.url.clone(),
+                            problem,
+                        });
+                    }
                 }
-            } else if rows.affected > 0 {
-                last_insert = rows.last_insert_rowid;
+                Stmt::Write if rows.affected > 0 => last_insert = rows.last_insert_rowid,
+                _ => {}
             }
         }
         if res.message_id.is_some() {
@@ -388,32 +448,70 @@ impl Backend for Server {
     }
 }
 
+/// What a statement sent to the primary is, for reading its result.
+#[derive(Clone, Copy)]
+enum Stmt {
+    /// One of the operation's writes (a message's id comes from it).
+    Write,
+    /// The event's write.
+    Event,
+    /// A check: a row is the problem.
+    Check,
+}
+
+/// The rows the working copy is given: the server's, as read.
+struct Copy<'a> {
+    work: &'a [Vec<Value>],
+    messages: &'a [Vec<Value>],
+    gate: &'a [Vec<Value>],
+    events: &'a [Vec<Value>],
+    /// The primary's last message id (AUTOINCREMENT), for a write.
+    message_seq: Option<Value>,
+}
+
 /// Replaces the working copy's rows.
-fn load_copy(
-    c: &Connection,
-    work: &[Vec<Value>],
-    messages: &[Vec<Value>],
-    gate: &[Vec<Value>],
-) -> rusqlite::Result<()> {
+fn load_copy(c: &Connection, copy: &Copy<'_>) -> rusqlite::Result<()> {
     let r = (|| -> rusqlite::Result<()> {
+        // The working copy is this process's own memory, so the log's
+        // append-only triggers, there to stop clients, would only stop
+        // the copy from being replaced.
         c.execute_batch(
-            "BEGIN; DELETE FROM main.work; DELETE FROM main.messages; DELETE FROM main.coord_gate;",
+            "BEGIN; DROP TRIGGER IF EXISTS main.coord_events_no_update;
+             DROP TRIGGER IF EXISTS main.coord_events_no_delete;
+             DELETE FROM main.work; DELETE FROM main.messages; DELETE FROM main.coord_gate;
+             DELETE FROM main.coord_events;",
         )?;
         let mut ins = c.prepare(&format!(
             "INSERT INTO main.work({WORK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ))?;
-        for r in work {
+        for r in copy.work {
             ins.execute(rusqlite::params_from_iter(r))?;
         }
         let mut ins = c.prepare(&format!(
             "INSERT INTO main.messages({MESSAGE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
         ))?;
-        for r in messages {
+        for r in copy.messages {
             ins.execute(rusqlite::params_from_iter(r))?;
         }
         let mut ins = c.prepare("INSERT INTO main.coord_gate(pattern, note) VALUES (?1, ?2)")?;
-        for r in gate {
+        for r in copy.gate {
             ins.execute(rusqlite::params_from_iter(r))?;
+        }
+        let mut ins = c.prepare(&format!(
+            "INSERT INTO main.coord_events({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))?;
+        for r in copy.events {
+            ins.execute(rusqlite::params_from_iter(r))?;
+        }
+        if let Some(seq) = &copy.message_seq {
+            c.execute(
+                "DELETE FROM main.sqlite_sequence WHERE name = 'messages'",
+                [],
+            )?;
+            c.execute(
+                "INSERT INTO main.sqlite_sequence(name, seq) VALUES ('messages', ?1)",
+                [seq],
+            )?;
         }
         c.execute_batch("COMMIT")
     })();

@@ -86,7 +86,9 @@ impl Env {
         }
         c.current_dir(self.path())
             .env("COORDINATION_DB", &self.db)
-            .env("COORDINATION_SECRETS_DIR", &self.secrets);
+            .env("COORDINATION_SECRETS_DIR", &self.secrets)
+            // this test's own witness of the log, not the user's
+            .env("XDG_STATE_HOME", self.path().join("state"));
         c
     }
 

@@ -1,0 +1,380 @@
+//! Signed history, read: what the log and the rows say about each other
+//! ([`check`]), and this client's witness of the log, kept outside the
+//! database ([`Witness`]), which catches a rollback of the whole file.
+//! docs/history.md gives the design.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::Value;
+use serde_json::json;
+
+use crate::{Db, Error};
+
+/// One thing the log reports as wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// What: `bad_mac`, `gap`, `broken`, `not_holder`, `not_sender`,
+    /// `held`, `changed`, `deleted`, `rollback`, `fork`, `replaced`,
+    /// `checkpoint_ahead`, `checkpoint_fork`.
+    pub what: &'static str,
+    /// The event's seq, when it is about one.
+    pub seq: Option<i64>,
+    /// One line for people.
+    pub detail: String,
+}
+
+/// The log as this client reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Log {
+    /// Events in the log.
+    pub events: i64,
+    /// The link of the first event: the log's name.
+    pub origin: Option<String>,
+    /// The link of the last event.
+    pub head: Option<String>,
+    /// Problems found, in log order.
+    pub problems: Vec<Problem>,
+    /// Rows per history value (`no_history`, `matches`, ...), tasks then
+    /// messages.
+    pub work_history: Vec<(String, i64)>,
+    /// The same for messages.
+    pub message_history: Vec<(String, i64)>,
+}
+
+impl Log {
+    /// The log as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let counts = |v: &[(String, i64)]| {
+            v.iter()
+                .map(|(k, n)| (k.clone(), json!(n)))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        json!({
+            "events": self.events,
+            "origin": self.origin,
+            "head": self.head,
+            "work_history": counts(&self.work_history),
+            "message_history": counts(&self.message_history),
+            "problems": self.problems.iter().map(|p| json!({
+                "problem": p.what, "seq": p.seq, "detail": p.detail,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Reads the whole log through coord's `coord_log` and `coord_checkpoint_log`
+/// views and names every event that does not verify, is out of the chain or
+/// was made by an agent not allowed to, and every row that is not what its
+/// last event says.
+pub fn check(db: &Db) -> Result<Log, Error> {
+    let err = |e| db.err(e);
+    let mut log = Log::default();
+    if !db.has_table("coord_events")? {
+        return Ok(log);
+    }
+    // The views were made before the table, maybe (a database migrated by
+    // another process since this connection opened).
+    coord_sql::refresh(&db.conn).map_err(err)?;
+    let mut st = db
+        .conn
+        .prepare(
+            "SELECT seq, op, subject, agent, link, verification, chain, actor, row
+               FROM coord_log ORDER BY seq",
+        )
+        .map_err(err)?;
+    let mut rows = st.query([]).map_err(err)?;
+    while let Some(r) = rows.next().map_err(err)? {
+        let seq: i64 = r.get(0).map_err(err)?;
+        let op: String = r.get(1).map_err(err)?;
+        let subject: Value = r.get(2).map_err(err)?;
+        let agent: String = r.get(3).map_err(err)?;
+        let link: Option<String> = r.get(4).map_err(err)?;
+        let status: String = r.get(5).map_err(err)?;
+        let chain: String = r.get(6).map_err(err)?;
+        let actor: String = r.get(7).map_err(err)?;
+        let row: String = r.get(8).map_err(err)?;
+        log.events += 1;
+        if log.origin.is_none() && seq == 1 {
+            log.origin = link.clone();
+        }
+        log.head = link;
+        let subject = match subject {
+            Value::Text(t) => t,
+            Value::Integer(i) => i.to_string(),
+            other => format!("{other:?}"),
+        };
+        let what = format!("event {seq} ({op} of {subject} by {agent})");
+        let mut add = |w: &'static str, detail: String| {
+            log.problems.push(Problem {
+                what: w,
+                seq: Some(seq),
+                detail,
+            });
+        };
+        if status == "bad_mac" {
+            add("bad_mac", format!("{what}: its MAC is not {agent}'s"));
+        }
+        match chain.as_str() {
+            "gap" => add(
+                "gap",
+                format!("{what}: the event before it is missing (deleted)"),
+            ),
+            "broken" => add(
+                "broken",
+                format!("{what}: does not name the event before it (reordered or changed)"),
+            ),
+            _ => {}
+        }
+        match actor.as_str() {
+            "not_holder" => add("not_holder", format!("{what}: {agent} did not hold it")),
+            "not_sender" => add("not_sender", format!("{what}: {agent} is not the sender")),
+            "held" => add(
+                "held",
+                format!("{what}: claimed over another agent's live lease"),
+            ),
+            _ => {}
+        }
+        match row.as_str() {
+            "changed" => add(
+                "changed",
+                format!("{what}: the row now differs from this, its last event (changed outside history)"),
+            ),
+            "deleted" => add(
+                "deleted",
+                format!("{what}: the row this event made was deleted"),
+            ),
+            _ => {}
+        }
+    }
+    drop(rows);
+    drop(st);
+    if db.has_table("coord_checkpoints")? {
+        let mut st = db
+            .conn
+            .prepare(
+                "SELECT id, agent, size, verification, consistency FROM coord_checkpoint_log
+                  ORDER BY id",
+            )
+            .map_err(err)?;
+        let mut rows = st.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let id: i64 = r.get(0).map_err(err)?;
+            let agent: String = r.get(1).map_err(err)?;
+            let size: i64 = r.get(2).map_err(err)?;
+            let status: String = r.get(3).map_err(err)?;
+            let consistency: String = r.get(4).map_err(err)?;
+            let what = format!("checkpoint {id} ({agent}: {size} events)");
+            if !matches!(status.as_str(), "verified" | "retired_key") {
+                log.problems.push(Problem {
+                    what: "bad_mac",
+                    seq: None,
+                    detail: format!("{what}: {status}"),
+                });
+            }
+            match consistency.as_str() {
+                "ahead" => log.problems.push(Problem {
+                    what: "checkpoint_ahead",
+                    seq: None,
+                    detail: format!(
+                        "{what}: the log has fewer events than {agent} signed (rolled back or truncated)"
+                    ),
+                }),
+                "fork" => log.problems.push(Problem {
+                    what: "checkpoint_fork",
+                    seq: None,
+                    detail: format!("{what}: the log is not the one {agent} signed"),
+                }),
+                _ => {}
+            }
+        }
+    }
+    for (view, into) in [
+        ("coord_work", &mut log.work_history),
+        ("coord_messages", &mut log.message_history),
+    ] {
+        let mut st = db
+            .conn
+            .prepare(&format!(
+                "SELECT history, count(*) FROM {view} GROUP BY history ORDER BY history"
+            ))
+            .map_err(err)?;
+        *into = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(err)?;
+    }
+    Ok(log)
+}
+
+/// This client's memory of logs it has read: for each log (named by its
+/// origin), the newest size and head it saw, in a file outside every
+/// database (`$XDG_STATE_HOME/coord/`, else `~/.local/state/coord/`), and
+/// for each database, the log it held.
+pub struct Witness {
+    dir: PathBuf,
+}
+
+impl Witness {
+    /// The witness in the usual place, or `None` when there is no home.
+    pub fn default_place() -> Option<Witness> {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
+            })?;
+        Some(Witness {
+            dir: base.join("coord"),
+        })
+    }
+
+    /// A witness keeping its files in `dir`.
+    pub fn at(dir: &Path) -> Witness {
+        Witness {
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn log_file(&self, origin: &str) -> Option<PathBuf> {
+        // An origin is a SHA-256 in hex: nothing else names a file here.
+        (origin.len() == 64 && origin.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| self.dir.join(format!("log-{origin}.json")))
+    }
+
+    fn db_file(&self, db: &Path) -> PathBuf {
+        let name = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_owned());
+        let digest = coord_core::link(
+            &coord_core::Event::new("", 0, "", "db", name.to_string_lossy().as_ref(), "", ""),
+            None,
+        );
+        self.dir.join(format!("db-{}.json", &digest[..32]))
+    }
+
+    /// Checks that `log` extends what this client saw of it before (and
+    /// that the database still holds the same log), then remembers `log`'s
+    /// head. A log that does not is left as remembered, so the problem is
+    /// reported again until someone looks.
+    pub fn observe(&self, db: &Db, log: &Log) -> Result<Vec<Problem>, Error> {
+        let mut problems = Vec::new();
+        let db_file = self.db_file(&db.path);
+        let seen_origin = read_json(&db_file)
+            .and_then(|v| v.get("origin").and_then(|o| o.as_str()).map(str::to_owned));
+        match (&seen_origin, &log.origin) {
+            (Some(seen), Some(now)) if seen != now => problems.push(Problem {
+                what: "replaced",
+                seq: None,
+                detail: format!(
+                    "this database held the log {} when this client last read it; it now holds {}",
+                    &seen[..seen.len().min(16)],
+                    &now[..now.len().min(16)]
+                ),
+            }),
+            (Some(seen), None) => problems.push(Problem {
+                what: "rollback",
+                seq: None,
+                detail: format!(
+                    "this database held the log {} when this client last read it; it now has no events",
+                    &seen[..seen.len().min(16)]
+                ),
+            }),
+            _ => {}
+        }
+        let Some(origin) = &log.origin else {
+            return Ok(problems);
+        };
+        let Some(file) = self.log_file(origin) else {
+            return Ok(problems);
+        };
+        if let Some(seen) = read_json(&file) {
+            let size = seen
+                .get("size")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0);
+            let head = seen
+                .get("head")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            let at = seen
+                .get("at")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            if size > log.events {
+                problems.push(Problem {
+                    what: "rollback",
+                    seq: None,
+                    detail: format!(
+                        "this client saw {size} events (head {}) at {at}; the log now has {}: \
+                         an older copy, or its newest events deleted",
+                        &head[..head.len().min(16)],
+                        log.events
+                    ),
+                });
+            } else if size > 0 && link_at(db, size)?.as_deref() != Some(head) {
+                problems.push(Problem {
+                    what: "fork",
+                    seq: Some(size),
+                    detail: format!(
+                        "event {size} is not the one this client saw at {at}: the log was rewritten"
+                    ),
+                });
+            }
+        }
+        let broken = log
+            .problems
+            .iter()
+            .any(|p| matches!(p.what, "gap" | "broken"));
+        if problems.is_empty() && !broken {
+            let now = chrono_now();
+            write_json(
+                &file,
+                &json!({"origin": origin, "size": log.events, "head": log.head, "at": now}),
+            )?;
+            write_json(
+                &db_file,
+                &json!({"db": db.path.display().to_string(), "origin": origin}),
+            )?;
+        }
+        Ok(problems)
+    }
+}
+
+/// The link of event `seq` on `db`, if there is one.
+fn link_at(db: &Db, seq: i64) -> Result<Option<String>, Error> {
+    use rusqlite::OptionalExtension;
+    db.conn
+        .query_row(
+            "SELECT coord_event_link(agent, hmac, seq, prev, op, subject, at, state)
+               FROM main.coord_events WHERE seq = ?1",
+            [seq],
+            |r| r.get(0),
+        )
+        .optional()
+        .map(Option::flatten)
+        .map_err(|e| db.err(e))
+}
+
+fn chrono_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("unix {secs}")
+}
+
+fn read_json(p: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+fn write_json(p: &Path, v: &serde_json::Value) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Witness {
+        path: p.to_owned(),
+        source: e,
+    };
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    // Written whole, then renamed: a crash leaves the old memory, never half.
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, v.to_string()).map_err(io)?;
+    std::fs::rename(&tmp, p).map_err(io)
+}
