@@ -124,32 +124,8 @@ impl<'a> Checkpoint<'a> {
     }
 }
 
-macro_rules! signed_row {
-    ($row:ident, $n:literal) => {
-        impl<'a> $row<'a> {
-            /// The signed fields, in signing order, owned.
-            pub fn into_fields(self) -> [Field<'a>; $n] {
-                self.fields
-            }
-        }
-
-        impl SignedRow for $row<'_> {
-            fn signer(&self) -> &str {
-                match self.fields[0] {
-                    Field::Text(s) => s,
-                    _ => "",
-                }
-            }
-
-            fn fields(&self) -> &[Field<'_>] {
-                &self.fields
-            }
-        }
-    };
-}
-
-signed_row!(Event, 8);
-signed_row!(Checkpoint, 6);
+row_impls!(Event, 8);
+row_impls!(Checkpoint, 6);
 
 /// The link of an event: lowercase hex SHA-256 of its canonical signed
 /// fields, a newline, and its MAC as stored (nothing when it has none). The

@@ -37,10 +37,12 @@ extern crate std;
 mod agent_id;
 mod canonical;
 mod error;
+// before `history`, which uses its `row_impls!`
+#[macro_use]
+mod row;
 mod history;
 mod key;
 mod keyring;
-mod row;
 
 pub use agent_id::{validate_agent_id, MAX_AGENT_ID_LEN};
 pub use canonical::{canonical, encode, encode_into, text_field, Field};

@@ -24,13 +24,14 @@ pub trait SignedRow {
     fn fields(&self) -> &[Field<'_>];
 }
 
-/// What [`Claim`] and [`Message`] share: both hold their four signed
-/// fields, the signer first (always TEXT: `new` takes it as `&str`).
+/// What every signed row type shares ([`Claim`], [`Message`], and
+/// history's `Event` and `Checkpoint`): it holds its `$n` signed fields,
+/// the signer first (always TEXT: `new` takes it as `&str`).
 macro_rules! row_impls {
-    ($row:ident) => {
+    ($row:ident, $n:literal) => {
         impl<'a> $row<'a> {
             /// The signed fields, in signing order, owned.
-            pub fn into_fields(self) -> [Field<'a>; 4] {
+            pub fn into_fields(self) -> [Field<'a>; $n] {
                 self.fields
             }
         }
@@ -93,7 +94,7 @@ impl<'a> Claim<'a> {
     }
 }
 
-row_impls!(Claim);
+row_impls!(Claim, 4);
 
 /// A `messages` row: signs `[sender, recipient or "", channel, body]` with
 /// the sender's key.
@@ -139,7 +140,7 @@ impl<'a> Message<'a> {
     }
 }
 
-row_impls!(Message);
+row_impls!(Message, 4);
 
 #[cfg(test)]
 mod tests {

@@ -325,7 +325,7 @@ impl Witness {
             .iter()
             .any(|p| matches!(p.what, "gap" | "broken"));
         if problems.is_empty() && !broken {
-            let now = chrono_now();
+            let now = unix_now();
             write_json(
                 &file,
                 &json!({"origin": origin, "size": log.events, "head": log.head, "at": now}),
@@ -354,7 +354,7 @@ fn link_at(db: &Db, seq: i64) -> Result<Option<String>, Error> {
         .map_err(|e| db.err(e))
 }
 
-fn chrono_now() -> String {
+fn unix_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -247,15 +247,7 @@ fn views_sql(conn: &Connection) -> rusqlite::Result<String> {
     } else {
         empty(&["id", "agent", "origin", "size", "head", "at", "hmac"])
     };
-    let qualify = |prefix: &str, cols: &[&str]| {
-        cols.iter()
-            .map(|c| format!("{prefix}.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Ok(VIEWS_SQL
-        .replace("{task_state}", &qualify("w", &coord_core::TASK_STATE))
-        .replace("{message_state}", &qualify("m", &coord_core::MESSAGE_STATE))
+    Ok(writes::fill_state(VIEWS_SQL)
         .replace("{events}", &events)
         .replace("{checkpoints}", &checkpoints))
 }

@@ -203,6 +203,20 @@ pub fn decision(conn: &Connection) -> rusqlite::Result<Option<Vec<Value>>> {
     }
 }
 
+/// `sql` with `{task_state}` and `{message_state}` replaced by the columns
+/// an event records (coord-core's TASK_STATE and MESSAGE_STATE), as `w.*`
+/// and `m.*`: the holes of sql/api.sql and sql/views.sql.
+pub(crate) fn fill_state(sql: &str) -> String {
+    let qualify = |prefix: &str, cols: &[&str]| {
+        cols.iter()
+            .map(|c| format!("{prefix}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    sql.replace("{task_state}", &qualify("w", &coord_core::TASK_STATE))
+        .replace("{message_state}", &qualify("m", &coord_core::MESSAGE_STATE))
+}
+
 /// sql/api.sql with each `-- coord:writes OP` and `-- coord:check OP` line
 /// replaced by that operation's writes, and its check raised through
 /// `coord_fail`.
@@ -210,7 +224,7 @@ pub(crate) fn expand_api(api: &str) -> String {
     // The event block is cut from where it is defined and put wherever an
     // operation appends its event.
     let (begin, end) = ("-- coord:event-begin\n", "-- coord:event-end\n");
-    let mut out = match (api.find(begin), api.find(end)) {
+    let out = match (api.find(begin), api.find(end)) {
         (Some(b), Some(e)) if b < e => {
             let block = &api[b + begin.len()..e];
             let rest = format!("{}{}", &api[..b], &api[e + end.len()..]);
@@ -218,15 +232,7 @@ pub(crate) fn expand_api(api: &str) -> String {
         }
         _ => api.to_owned(),
     };
-    let holes = |cols: &[&str], prefix: &str| {
-        cols.iter()
-            .map(|c| format!("{prefix}.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    out = out
-        .replace("{task_state}", &holes(&coord_core::TASK_STATE, "w"))
-        .replace("{message_state}", &holes(&coord_core::MESSAGE_STATE, "m"));
+    let mut out = fill_state(&out);
     for kind in Kind::ALL {
         let w = writes(kind);
         let mut body = String::new();
