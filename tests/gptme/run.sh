@@ -46,5 +46,5 @@ fi
 
 echo "--- coord beside gptme: parity, cross-writes, mixed race"
 (cd tests/gptme && "$PY" -m pytest -v -p no:cacheprovider test_parity.py test_cross_writes.py \
-    test_mixed_race.py) || rc=1
+    test_mixed_race.py test_mixed_history.py) || rc=1
 exit $rc
