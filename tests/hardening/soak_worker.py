@@ -1,7 +1,7 @@
-"""One soak agent: until the deadline, claims, renews, completes, abandons
-and sends at random; reads its inbox as it goes. Logs every attempt with
-the wall-clock time before BEGIN and after COMMIT (or the error), then
-drains its inbox once the parent says every sender stopped.
+"""One soak agent: until the deadline, submits, claims, renews, completes,
+abandons and sends at random; reads its inbox as it goes. Logs every
+attempt with the wall-clock time before BEGIN and after COMMIT (or the
+error), then drains its inbox once the parent says every sender stopped.
 
 argv: db agent key_hex deadline(epoch s) busy_timeout_s log done_file drain_file seed"""
 import json
@@ -19,6 +19,8 @@ deadline, rng = float(deadline), random.Random(int(seed))
 conn = connect(db, timeout=float(timeout))
 conn.execute("PRAGMA synchronous=NORMAL")
 conn.execute("SELECT coord_key_add(?, ?)", (agent, bytes.fromhex(key_hex)))
+# a submit's event is signed by the connection's agent (unsigned without one)
+conn.execute("SELECT coord_set_agent(?)", (agent,))
 out = open(log_path, "w")
 TASKS = [f"task:{i}" for i in range(12)]
 AGENTS = [f"agent-{i}" for i in range(8)]
@@ -48,7 +50,11 @@ while time.time() < deadline:
     roll = rng.random()
     before = time.time()
     try:
-        if roll < 0.25:
+        if roll < 0.03:
+            # submitted (a new task), resubmitted (an abandoned one) or exists
+            outcome, epoch, _, _ = txn("coord_submit", (t, None))
+            log(op=outcome, task=t, epoch=epoch, b=before, a=time.time())
+        elif roll < 0.25:
             seq += 1
             body = f"{agent}:{seq}"
             to = rng.choice(AGENTS + [None])
