@@ -30,7 +30,8 @@ cargo build --release --manifest-path crates/coord-cli/Cargo.toml || fail "build
 [ -x target/venv/bin/python ] || fail "no target/venv (run tests/setup.sh); the cluster tests did NOT run"
 COORD_BIN=$PWD/crates/coord-cli/target/release/coord \
     tests/cluster/cluster.sh "$sqld" target/release/libcoord.so -- \
-    target/venv/bin/python -m pytest -v -s -p no:cacheprovider tests/cluster/test_cluster.py
+    target/venv/bin/python -m pytest -v -s -p no:cacheprovider tests/cluster/test_cluster.py \
+    tests/cluster/test_cluster_history.py
 rc=$?
 [ $rc -eq 0 ] || echo "FAIL: cluster tests (exit $rc)" >&2
 exit $rc
