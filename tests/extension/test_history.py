@@ -67,6 +67,17 @@ class History(unittest.TestCase):
         self.assertEqual(state[0], "t2")
         self.assertEqual((state[1], state[5], state[6]), ("alice", "completed", "done"))
 
+    def test_a_submit_by_no_agent_reads_unsigned_not_unverified(self):
+        self.conn.execute("SELECT coord_set_agent(NULL)")
+        self.conn.execute("INSERT INTO coord_submit VALUES ('t3', NULL)")
+        last = self.log()[7]
+        self.assertEqual((last["op"], last["agent"], last["hmac"]), ("submit", "", None))
+        self.assertEqual(last["verification"], "unsigned")
+        self.assertEqual(self.history()["t3"], "unsigned_event")
+        # forging a MAC onto it is a bad event, not an unsigned one
+        self.attacker("UPDATE coord_events SET hmac = 'AAAA' WHERE seq = 7")
+        self.assertEqual(self.history()["t3"], "unverified_event")
+
     def test_events_are_append_only_for_clients(self):
         for sql in ("DELETE FROM coord_events WHERE seq = 1",
                     "UPDATE coord_events SET state = '[]' WHERE seq = 1"):

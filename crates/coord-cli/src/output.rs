@@ -90,6 +90,20 @@ pub fn verification_cell(status: &str) -> Cell {
     Cell::new(text).fg(color)
 }
 
+/// A row against its signed history, as a mark and a word.
+pub fn history_cell(history: &str) -> Cell {
+    let (text, color) = match history {
+        "matches" => ("✓ matches", Color::Green),
+        "changed" => ("✗ CHANGED", Color::Red),
+        "unverified_event" => ("✗ UNVERIFIED EVENT", Color::Red),
+        "not_holder" => ("✗ NOT HOLDER", Color::Red),
+        "no_history" => return Cell::new("- no history"),
+        "unsigned_event" => return Cell::new("- unsigned event"),
+        other => return Cell::new(other),
+    };
+    Cell::new(text).fg(color)
+}
+
 /// Styles for one-line results.
 pub mod style {
     use anstyle::{AnsiColor, Style};

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::cli::ListFilter;
 use crate::error::{CliError, EXIT_OK};
-use crate::output::{clean, opt, outln, style, verification_cell, Out};
+use crate::output::{clean, history_cell, opt, outln, style, verification_cell, Out};
 use coord_db::Db;
 
 fn work_json(w: &WorkRow) -> Value {
@@ -22,6 +22,7 @@ fn work_table(out: Out, rows: &[WorkRow]) -> comfy_table::Table {
         "EPOCH",
         "EXPIRES (UTC)",
         "VERIFICATION",
+        "HISTORY",
     ]);
     for w in rows {
         t.add_row(vec![
@@ -31,6 +32,7 @@ fn work_table(out: Out, rows: &[WorkRow]) -> comfy_table::Table {
             Cell::new(opt(&w.epoch)),
             Cell::new(opt(&w.expires_at)),
             verification_cell(&w.verification),
+            history_cell(&w.history),
         ]);
     }
     t
@@ -65,6 +67,7 @@ pub fn inbox(
                     "id": m.id, "sender": m.sender, "recipient": m.recipient,
                     "channel": m.channel, "body": m.body, "created_at": m.created_at,
                     "verification": m.verification, "verified": m.verified,
+                    "history": m.history,
                 })
             })
             .collect();
@@ -80,6 +83,7 @@ pub fn inbox(
             "MESSAGE",
             "SENT (UTC)",
             "VERIFICATION",
+            "HISTORY",
         ]);
         for m in &rows {
             t.add_row(vec![
@@ -90,6 +94,7 @@ pub fn inbox(
                 Cell::new(clean(&m.body)),
                 Cell::new(&m.created_at),
                 verification_cell(&m.verification),
+                history_cell(&m.history),
             ]);
         }
         outln!("{t}");

@@ -42,10 +42,14 @@ pub struct WorkRow {
     pub verification: String,
     /// Whether `verification` is `verified` or `retired_key`.
     pub verified: bool,
+    /// The row against its signed history (`no_history`, `matches`,
+    /// `changed`, `not_holder`, `unsigned_event`, `unverified_event`;
+    /// docs/history.md).
+    pub history: String,
 }
 
 const WORK_COLUMNS: &str = "task_id, claimer, epoch, status, state, claimed_at, expires_at,
-                            completed_at, result, metadata, verification, verified";
+                            completed_at, result, metadata, verification, verified, history";
 
 impl WorkRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
@@ -62,6 +66,7 @@ impl WorkRow {
             metadata: r.get(9)?,
             verification: r.get(10)?,
             verified: r.get(11)?,
+            history: r.get(12)?,
         })
     }
 }
@@ -125,10 +130,12 @@ pub struct MessageRow {
     pub verification: String,
     /// Whether `verification` is `verified` or `retired_key`.
     pub verified: bool,
+    /// The row against its signed history, as for [`WorkRow::history`].
+    pub history: String,
 }
 
 const MESSAGE_COLUMNS: &str =
-    "id, sender, recipient, channel, body, created_at, verification, verified";
+    "id, sender, recipient, channel, body, created_at, verification, verified, history";
 
 impl MessageRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
@@ -141,6 +148,7 @@ impl MessageRow {
             created_at: r.get(5)?,
             verification: r.get(6)?,
             verified: r.get(7)?,
+            history: r.get(8)?,
         })
     }
 }

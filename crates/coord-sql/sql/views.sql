@@ -8,7 +8,10 @@
 -- MESSAGE_STATE, as w.* and m.*); {events} and {checkpoints} are
 -- main.coord_events and main.coord_checkpoints, or an empty row set on a
 -- database that has no log yet (a gptme-coordination file before
--- coord_init), so that the views still read it.
+-- coord_init), so that the views still read it. The event_history hole is
+-- what a row that matches its last event `e` reads: matches (e verifies),
+-- unsigned_event (e carries no MAC, as a submit by no agent) or
+-- unverified_event.
 
 DROP VIEW IF EXISTS temp.coord_work;
 CREATE TEMP VIEW coord_work AS
@@ -20,16 +23,14 @@ SELECT r.task_id, r.claimer, r.epoch, r.claimed_at, r.expires_at, r.status,
        verification,
        verification IN ('verified', 'retired_key') AS verified,
        -- the row against its last event: no_history, matches, changed,
-       -- unverified_event, not_holder (docs/history.md)
+       -- not_holder, unsigned_event, unverified_event (docs/history.md)
        CASE WHEN e.seq IS NULL THEN 'no_history'
             WHEN row_state IS NOT e.state THEN 'changed'
-            WHEN coord_event_status(e.agent, e.hmac, e.seq, e.prev, e.op, e.subject, e.at, e.state)
-                 NOT IN ('verified', 'retired_key') THEN 'unverified_event'
             -- a claim, renewal or completion is the holder's own
             -- (e.state is the row's canonical JSON here, so valid JSON)
             WHEN e.op IN ('claim', 'renew', 'complete')
                  AND json_extract(e.state, '$[1]') IS NOT e.agent THEN 'not_holder'
-            ELSE 'matches' END AS history
+            ELSE {event_history} END AS history
 FROM (SELECT w.*,
              coord_claim_status(w.claimer, w.hmac, w.task_id, w.epoch, w.expires_at)
                AS verification,
@@ -46,9 +47,7 @@ SELECT r.id, r.sender, r.recipient, r.channel, r.body, r.created_at, r.hmac,
        verification IN ('verified', 'retired_key') AS verified,
        CASE WHEN e.seq IS NULL THEN 'no_history'
             WHEN row_state IS NOT e.state THEN 'changed'
-            WHEN coord_event_status(e.agent, e.hmac, e.seq, e.prev, e.op, e.subject, e.at, e.state)
-                 IN ('verified', 'retired_key') THEN 'matches'
-            ELSE 'unverified_event' END AS history
+            ELSE {event_history} END AS history
 FROM (SELECT m.*,
              coord_message_status(m.sender, m.hmac, m.recipient, m.channel, m.body)
                AS verification,

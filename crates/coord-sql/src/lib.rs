@@ -222,6 +222,13 @@ pub fn unregister(conn: &Connection) {
 /// sql/views.sql with its holes filled: the columns an event records, from
 /// coord-core, and the log's tables, or an empty row set where `conn`'s
 /// database has none yet.
+/// What a `work` or `messages` row that is exactly its last event `e`
+/// reads in the views' `history` column: one rule for both.
+const EVENT_HISTORY: &str =
+    "CASE coord_event_status(e.agent, e.hmac, e.seq, e.prev, e.op, e.subject, e.at, e.state)
+       WHEN 'verified' THEN 'matches' WHEN 'retired_key' THEN 'matches'
+       WHEN 'unsigned' THEN 'unsigned_event' ELSE 'unverified_event' END";
+
 fn views_sql(conn: &Connection) -> rusqlite::Result<String> {
     let has = |table: &str| -> rusqlite::Result<bool> {
         conn.query_row(
@@ -248,6 +255,7 @@ fn views_sql(conn: &Connection) -> rusqlite::Result<String> {
         empty(&["id", "agent", "origin", "size", "head", "at", "hmac"])
     };
     Ok(writes::fill_state(VIEWS_SQL)
+        .replace("{event_history}", EVENT_HISTORY)
         .replace("{events}", &events)
         .replace("{checkpoints}", &checkpoints))
 }
