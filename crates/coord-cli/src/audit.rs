@@ -15,11 +15,7 @@ pub fn audit(db: &Db, out: Out, strict: bool) -> Result<u8, CliError> {
     let mut a = coord_db::read::audit(db, strict)?;
     // Signed history: the log against itself and the rows, then against
     // what this client saw of it before (docs/history.md).
-    let log = coord_db::history::check(db)?;
-    let witnessed = match coord_db::history::Witness::default_place() {
-        Some(w) => w.observe(db, &log)?,
-        None => Vec::new(),
-    };
+    let (log, witnessed) = coord_db::history::check_witnessed(db)?;
     let problems: Vec<&coord_db::history::Problem> =
         log.problems.iter().chain(&witnessed).collect();
     a.ok = a.ok && problems.is_empty();

@@ -19,6 +19,8 @@ Examples:
   coord --as bob inbox                        messages for bob and broadcasts, verified
   coord status                                counts, live claims and your key
   coord audit                                 verify every signed row; exits 1 on a forged one
+  coord --as alice checkpoint                 sign the log's size and head after checking it
+  coord checkpoint --check                    has every agent signed the current head?
   coord sql -c 'SELECT task_id, verification FROM coord_work'
   coord --as alice mcp                        MCP server over stdio, signing as alice only
 
@@ -200,6 +202,31 @@ pub enum Command {
         /// Also fail when a row is unsigned or signed by an unknown agent.
         #[arg(long)]
         strict: bool,
+    },
+
+    /// Sign a checkpoint of the log as --as AGENT, after checking it; or
+    /// (--check) report which agents have signed one at least this long.
+    ///
+    /// An agent signs only a log whose events all verify and chain, and
+    /// that extends what this machine saw of it before (the witness in
+    /// $XDG_STATE_HOME/coord). See docs/history.md.
+    #[command(after_help = "Examples:
+  coord --as alice checkpoint
+  coord checkpoint --check              # has every agent in the log signed its current size?
+  coord checkpoint --check --size 120 --agent dave")]
+    Checkpoint {
+        /// Sign nothing: list each agent's newest good checkpoint, and exit
+        /// 1 unless every one covers --size events.
+        #[arg(long)]
+        check: bool,
+        /// With --check: the size every agent must have signed (default:
+        /// the log's current size).
+        #[arg(long, value_name = "N", requires = "check")]
+        size: Option<i64>,
+        /// With --check: also ask about this agent (repeatable); agents who
+        /// acted in the log are always asked about.
+        #[arg(long = "agent", value_name = "AGENT", requires = "check")]
+        agents: Vec<String>,
     },
 
     /// SQL prompt (or -c SQL) with coord's functions and views registered.

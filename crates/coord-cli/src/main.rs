@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod checkpoint;
 mod cli;
 mod demo;
 mod error;
@@ -203,6 +204,20 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
         Command::Keygen { agent, rotate } => keygen::run(out, &agent, rotate),
         Command::Audit { strict } => {
             audit::audit(&open_for_read(coord_db::Scope::ALL)?, out, strict)
+        }
+        Command::Checkpoint {
+            check,
+            size,
+            agents,
+        } => {
+            let db = open_for_read(coord_db::Scope::ALL)?;
+            if check {
+                checkpoint::check(&db, out, size, &agents)
+            } else {
+                let who = need_agent()?;
+                ops::require_key(&db, &who)?;
+                checkpoint::sign(&db, out, &who)
+            }
         }
         Command::Sql { command } => {
             if let Some(url) = at.url() {

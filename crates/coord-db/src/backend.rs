@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use coord_sql::ops::{Op, OpError, OpResult};
 use coord_sql::InitReport;
+use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use crate::{Error, Scope};
@@ -31,7 +32,13 @@ pub trait Backend {
     /// write that does not land exactly as decided is an error, never an
     /// outcome; so is a busy database.
     fn run(&self, conn: &Connection, op: &Op<'_>) -> Result<OpResult, Error>;
+    /// Stores a checkpoint already signed on `conn`: its columns
+    /// [`CHECKPOINT_COLS`] in order. Returns its id.
+    fn add_checkpoint(&self, conn: &Connection, row: &[Value]) -> Result<i64, Error>;
 }
+
+/// The columns of a stored checkpoint, but its id.
+pub const CHECKPOINT_COLS: &str = "agent, origin, size, head, at, hmac";
 
 /// A SQLite file: `conn` is the database, and the write API's triggers
 /// run sql/writes.sql on it inside `BEGIN IMMEDIATE`.
@@ -64,6 +71,17 @@ impl Backend for File {
 
     fn run(&self, conn: &Connection, op: &Op<'_>) -> Result<OpResult, Error> {
         coord_sql::ops::run_op(conn, op).map_err(|e| op_error(&self.path, self.busy_ms, e))
+    }
+
+    fn add_checkpoint(&self, conn: &Connection, row: &[Value]) -> Result<i64, Error> {
+        conn.execute(
+            &format!(
+                "INSERT INTO main.coord_checkpoints({CHECKPOINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ),
+            rusqlite::params_from_iter(row),
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(conn.last_insert_rowid())
     }
 }
 

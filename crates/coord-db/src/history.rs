@@ -130,7 +130,13 @@ pub fn check(db: &Db) -> Result<Log, Error> {
             "not_sender" => add("not_sender", format!("{what}: {agent} is not the sender")),
             "held" => add(
                 "held",
-                format!("{what}: claimed over another agent's live lease"),
+                // coord's compare-and-swap never grants over a live lease,
+                // so either the row changed outside history in between
+                // (say a gptme agent completed it) or a client broke it.
+                format!(
+                    "{what}: the log shows another agent's live lease: the task was changed \
+                     outside history before this claim, or {agent}'s client broke the lease"
+                ),
             ),
             _ => {}
         }
@@ -205,6 +211,17 @@ pub fn check(db: &Db) -> Result<Log, Error> {
             .map_err(err)?;
     }
     Ok(log)
+}
+
+/// [`check`], then this client's witness in its usual place (when there
+/// is a home to keep it in): the log, and what the witness found wrong.
+pub fn check_witnessed(db: &Db) -> Result<(Log, Vec<Problem>), Error> {
+    let log = check(db)?;
+    let witnessed = match Witness::default_place() {
+        Some(w) => w.observe(db, &log)?,
+        None => Vec::new(),
+    };
+    Ok((log, witnessed))
 }
 
 /// This client's memory of logs it has read: for each log (named by its

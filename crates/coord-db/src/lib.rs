@@ -24,6 +24,7 @@
 //! ```
 
 mod backend;
+pub mod checkpoint;
 mod error;
 pub mod history;
 pub mod hrana;
@@ -37,7 +38,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-pub use backend::{Backend, File};
+pub use backend::{Backend, File, CHECKPOINT_COLS};
 pub use coord_sql::ops::{Op, OpResult, Outcome};
 pub use coord_sql::InitReport;
 pub use error::{is_busy, Error};
@@ -188,6 +189,11 @@ impl Db {
     /// views verify them (a no-op for a file).
     pub fn load(&self, scope: Scope<'_>) -> Result<(), Error> {
         self.backend.load(&self.conn, scope)
+    }
+
+    /// Stores a signed checkpoint (see [`Backend::add_checkpoint`]).
+    pub fn add_checkpoint(&self, row: &[rusqlite::types::Value]) -> Result<i64, Error> {
+        self.backend.add_checkpoint(&self.conn, row)
     }
 
     /// Runs one write operation (see [`Backend::run`]).

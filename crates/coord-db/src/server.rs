@@ -20,7 +20,7 @@ use coord_sql::InitReport;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use crate::backend::{op_error, Backend};
+use crate::backend::{op_error, Backend, CHECKPOINT_COLS};
 use crate::hrana::{self, RemoteError, Req, Stream};
 use crate::{Error, Scope, PAGE_ROWS};
 
@@ -224,11 +224,24 @@ impl Server {
                 .map_err(|e| self.remote_err(e))?
                 .rows
         };
+        // Checkpoints are checked against the whole log only.
+        let checkpoints = if events.is_empty() || !matches!(scope.work, crate::WorkScope::All) {
+            Vec::new()
+        } else {
+            self.pages(
+                s,
+                &format!("SELECT id, id, {CHECKPOINT_COLS} FROM main.coord_checkpoints WHERE 1"),
+                "id",
+                Vec::new(),
+                None,
+            )?
+        };
         let copy = Copy {
             work: &work,
             messages: &messages,
             gate: &gate,
             events: &events,
+            checkpoints: &checkpoints,
             message_seq: None,
         };
         load_copy(conn, &copy).map_err(|e| self.local_err(e))
@@ -351,6 +364,7 @@ impl Server {
             messages: &[],
             gate: &gate,
             events: &head,
+            checkpoints: &[],
             message_seq,
         };
         load_copy(conn, &copy).map_err(|e| self.local_err(e))?;
@@ -438,6 +452,21 @@ impl Backend for Server {
         r
     }
 
+    fn add_checkpoint(&self, _conn: &Connection, row: &[Value]) -> Result<i64, Error> {
+        let mut s = self.server.stream();
+        let r = s.execute(
+            &format!(
+                "INSERT INTO main.coord_checkpoints({CHECKPOINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ),
+            row.to_vec(),
+        );
+        s.close();
+        let r = r.map_err(|e| self.remote_err(e))?;
+        r.last_insert_rowid.ok_or_else(|| {
+            self.sql_err("the server did not say which id the checkpoint got".into())
+        })
+    }
+
     fn run(&self, conn: &Connection, op: &Op<'_>) -> Result<OpResult, Error> {
         let mut s = self.server.stream();
         let r = self.run_on(conn, &mut s, op);
@@ -465,6 +494,7 @@ struct Copy<'a> {
     messages: &'a [Vec<Value>],
     gate: &'a [Vec<Value>],
     events: &'a [Vec<Value>],
+    checkpoints: &'a [Vec<Value>],
     /// The primary's last message id (AUTOINCREMENT), for a write.
     message_seq: Option<Value>,
 }
@@ -479,7 +509,7 @@ fn load_copy(c: &Connection, copy: &Copy<'_>) -> rusqlite::Result<()> {
             "BEGIN; DROP TRIGGER IF EXISTS main.coord_events_no_update;
              DROP TRIGGER IF EXISTS main.coord_events_no_delete;
              DELETE FROM main.work; DELETE FROM main.messages; DELETE FROM main.coord_gate;
-             DELETE FROM main.coord_events;",
+             DELETE FROM main.coord_events; DELETE FROM main.coord_checkpoints;",
         )?;
         let mut ins = c.prepare(&format!(
             "INSERT INTO main.work({WORK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
@@ -501,6 +531,12 @@ fn load_copy(c: &Connection, copy: &Copy<'_>) -> rusqlite::Result<()> {
             "INSERT INTO main.coord_events({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
         ))?;
         for r in copy.events {
+            ins.execute(rusqlite::params_from_iter(r))?;
+        }
+        let mut ins = c.prepare(&format!(
+            "INSERT INTO main.coord_checkpoints(id, {CHECKPOINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        ))?;
+        for r in copy.checkpoints {
             ins.execute(rusqlite::params_from_iter(r))?;
         }
         if let Some(seq) = &copy.message_seq {
