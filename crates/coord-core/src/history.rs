@@ -27,6 +27,7 @@
 //! ```
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use sha2::{Digest, Sha256};
 
@@ -152,10 +153,149 @@ pub fn link(event: &Event<'_>, mac: Option<&str>) -> String {
     out
 }
 
+/// An event's place in the chain, as `coord_log`'s `chain` column reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Chain {
+    /// It follows the event before it: the next seq, naming its link.
+    Ok,
+    /// The event before it is missing: its seq is not the one after the
+    /// previous event's (or, first of all, it is not event 1 with an empty
+    /// `prev`). Something was deleted.
+    Gap,
+    /// It follows in seq but its `prev` is not the previous event's link:
+    /// events were reordered or changed.
+    Broken,
+}
+
+impl Chain {
+    /// The name SQL uses: `ok`, `gap`, `broken`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Chain::Ok => "ok",
+            Chain::Gap => "gap",
+            Chain::Broken => "broken",
+        }
+    }
+}
+
+/// One step of the chain: where an event with `seq` and `prev` stands,
+/// given `before`, the seq and link of the event before it in the log, or
+/// none if it is the first event there is. The rule of `coord_log`: with
+/// nothing before it, an event is `Ok` only as event 1 with an empty
+/// `prev`, else a `Gap`; after an event, a seq other than the next is a
+/// `Gap`, and a `prev` other than its link is `Broken`.
+///
+/// ```
+/// use coord_core::{chain_step, Chain};
+/// assert_eq!(chain_step(None, 1, ""), Chain::Ok);
+/// assert_eq!(chain_step(None, 2, "ab"), Chain::Gap);
+/// assert_eq!(chain_step(Some((1, "ab")), 2, "ab"), Chain::Ok);
+/// assert_eq!(chain_step(Some((1, "ab")), 3, "ab"), Chain::Gap);
+/// assert_eq!(chain_step(Some((1, "ab")), 2, "cd"), Chain::Broken);
+/// ```
+pub fn chain_step(before: Option<(i64, &str)>, seq: i64, prev: &str) -> Chain {
+    match before {
+        None if seq == 1 && prev.is_empty() => Chain::Ok,
+        None => Chain::Gap,
+        Some((before_seq, _)) if before_seq.checked_add(1) != Some(seq) => Chain::Gap,
+        Some((_, link)) if link != prev => Chain::Broken,
+        Some(_) => Chain::Ok,
+    }
+}
+
+/// The chain of a run of events, each given as `(seq, prev, link)` in the
+/// order they are stored (by seq): each one's [`chain_step`] from the event
+/// before it in the run. `after` is the seq and link of the event before
+/// the first one, for a run that continues a log already checked (a
+/// witness's or a checkpoint's size and head); none for a run from the
+/// start of the log. Over a whole log this is `coord_log`'s `chain` column,
+/// event for event.
+///
+/// ```
+/// use coord_core::{check_chain, link, Chain, Event};
+/// let first = Event::new("a", 1, "", "submit", "t1", "now", "[]");
+/// let l1 = link(&first, None);
+/// let second = Event::new("a", 2, l1.as_str(), "submit", "t2", "now", "[]");
+/// let l2 = link(&second, None);
+/// let log = [(1, "", l1.as_str()), (2, l1.as_str(), l2.as_str())];
+/// assert_eq!(check_chain(None, log), [Chain::Ok, Chain::Ok]);
+/// // event 1 deleted: the log starts with a gap
+/// assert_eq!(check_chain(None, log[1..].iter().copied()), [Chain::Gap]);
+/// // the same run as a suffix of the log after event 1
+/// assert_eq!(check_chain(Some((1, l1.as_str())), log[1..].iter().copied()), [Chain::Ok]);
+/// // events swapped
+/// assert_eq!(check_chain(None, [log[1], log[0]]), [Chain::Gap, Chain::Gap]);
+/// ```
+pub fn check_chain<'a, I>(after: Option<(i64, &'a str)>, events: I) -> Vec<Chain>
+where
+    I: IntoIterator<Item = (i64, &'a str, &'a str)>,
+{
+    let mut before = after;
+    events
+        .into_iter()
+        .map(|(seq, prev, link)| {
+            let step = chain_step(before, seq, prev);
+            before = Some((seq, link));
+            step
+        })
+        .collect()
+}
+
+/// What the log says of a checkpoint, as `coord_checkpoint_log`'s
+/// `consistency` column reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Consistency {
+    /// The log's event at the checkpoint's size has its head for a link,
+    /// and the log's first event its origin.
+    Consistent,
+    /// The log has no event at the checkpoint's size: it is shorter than
+    /// what was signed (truncated, or rolled back).
+    Ahead,
+    /// The event at that size, or the first event, is not the one that was
+    /// signed: the log was rewritten, or this is another log.
+    Fork,
+}
+
+impl Consistency {
+    /// The name SQL uses: `consistent`, `ahead`, `fork`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Consistent => "consistent",
+            Consistency::Ahead => "ahead",
+            Consistency::Fork => "fork",
+        }
+    }
+}
+
+/// A checkpoint's `origin` and `head` against the log: `origin_now` is the
+/// link of the log's event 1 and `link_at_size` the link of its event whose
+/// seq is the checkpoint's size (each none if the log has no such event).
+///
+/// ```
+/// use coord_core::{consistency, Consistency};
+/// assert_eq!(consistency("o", "h", Some("o"), Some("h")), Consistency::Consistent);
+/// assert_eq!(consistency("o", "h", Some("o"), None), Consistency::Ahead);
+/// assert_eq!(consistency("o", "h", Some("o"), Some("x")), Consistency::Fork);
+/// assert_eq!(consistency("o", "h", None, Some("h")), Consistency::Fork);
+/// ```
+pub fn consistency(
+    origin: &str,
+    head: &str,
+    origin_now: Option<&str>,
+    link_at_size: Option<&str>,
+) -> Consistency {
+    match link_at_size {
+        None => Consistency::Ahead,
+        Some(at) if at != head || origin_now != Some(origin) => Consistency::Fork,
+        Some(_) => Consistency::Consistent,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::canonical;
+    use alloc::vec;
 
     #[test]
     fn an_event_signs_its_tag_second() {
@@ -174,6 +314,54 @@ mod tests {
             canonical(c.fields()),
             br#"["a","coord:checkpoint/1","o",3,"h","now"]"#
         );
+    }
+
+    #[test]
+    fn the_chain_reads_as_coord_log_does() {
+        // a log of 4 events, then each attack of tests/extension/test_history.py
+        let links = ["l1", "l2", "l3", "l4"];
+        let log: Vec<(i64, &str, &str)> = vec![
+            (1, "", "l1"),
+            (2, "l1", "l2"),
+            (3, "l2", "l3"),
+            (4, "l3", "l4"),
+        ];
+        assert_eq!(check_chain(None, log.iter().copied()), [Chain::Ok; 4]);
+        assert_eq!(check_chain(None, []), []);
+        // event 3 deleted
+        let gap = [log[0], log[1], log[3]];
+        assert_eq!(check_chain(None, gap), [Chain::Ok, Chain::Ok, Chain::Gap]);
+        // events 2 and 3 swapped, each renumbered into the other's place
+        let swapped = [log[0], (2, "l2", "m3"), (3, "l1", "m2"), log[3]];
+        assert_eq!(
+            check_chain(None, swapped),
+            [Chain::Ok, Chain::Broken, Chain::Broken, Chain::Broken]
+        );
+        // event 2 edited: its link changes, so event 3 is broken
+        let edited = [log[0], (2, "l1", "x2"), log[2], log[3]];
+        assert_eq!(
+            check_chain(None, edited),
+            [Chain::Ok, Chain::Ok, Chain::Broken, Chain::Ok]
+        );
+        // a suffix after event 2 reads as the same events of the whole log
+        assert_eq!(
+            check_chain(Some((2, links[1])), log[2..].iter().copied()),
+            [Chain::Ok; 2]
+        );
+        assert_eq!(
+            check_chain(Some((2, "other")), log[2..].iter().copied()),
+            [Chain::Broken, Chain::Ok]
+        );
+        assert_eq!(
+            check_chain(Some((1, "l1")), log[2..].iter().copied()),
+            [Chain::Gap, Chain::Ok]
+        );
+        // a first event that is event 1 but names something before it
+        assert_eq!(check_chain(None, [(1, "x", "l1")]), [Chain::Gap]);
+        // no overflow past the last seq there can be
+        assert_eq!(chain_step(Some((i64::MAX, "l")), i64::MIN, "l"), Chain::Gap);
+        assert_eq!(Chain::Broken.as_str(), "broken");
+        assert_eq!(Consistency::Ahead.as_str(), "ahead");
     }
 
     #[test]

@@ -47,7 +47,10 @@ mod keyring;
 pub use agent_id::{validate_agent_id, MAX_AGENT_ID_LEN};
 pub use canonical::{canonical, encode, encode_into, text_field, Field};
 pub use error::{AgentIdError, EncodeError, KeyError, MacError};
-pub use history::{link, Checkpoint, Event, CHECKPOINT_TAG, EVENT_TAG, MESSAGE_STATE, TASK_STATE};
+pub use history::{
+    chain_step, check_chain, consistency, link, Chain, Checkpoint, Consistency, Event,
+    CHECKPOINT_TAG, EVENT_TAG, MESSAGE_STATE, TASK_STATE,
+};
 pub use key::{Base64, MacTag, SecretKey, MIN_KEY_LEN};
 pub use keyring::{status, status_canonical, AgentKeys, Keyring, Status};
 pub use row::{Claim, Message, SignedRow};
