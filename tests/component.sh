@@ -16,8 +16,9 @@
 # installs what it uses (the wasm32-wasip2 target, target/venv with wasmtime
 # and pytest, jco from npm). The gptme fixture is read from tests/fixtures/gptme
 # and copied to a temporary directory first; a second fixture is written by
-# the vendored gptme-coordination package. The runners get their inputs from
-# the COORD_* variables exported below.
+# the vendored gptme-coordination package, and signed-history databases by the
+# extension (tests/component/history_fixture.py). The runners get their inputs
+# from the COORD_* variables exported below.
 #
 # A build or fixture step that fails stops the script; every runner runs
 # whatever the others did. Exits non-zero if anything failed.
@@ -66,7 +67,8 @@ cargo build --release -p coord-sqlite || die "cargo build --release -p coord-sql
 step "fixtures"
 FX="$(mktemp -d)"
 GX="$(mktemp -d)"
-trap 'rm -rf "$FX" "$GX"' EXIT
+HX="$(mktemp -d)"
+trap 'rm -rf "$FX" "$GX" "$HX"' EXIT
 [[ -f tests/fixtures/gptme/coord.db ]] || die "no fixture at tests/fixtures/gptme"
 cp -r tests/fixtures/gptme/. "$FX/" && chmod -R u+w "$FX" && chmod 600 "$FX"/secrets/*.secret ||
     die "copying tests/fixtures/gptme"
@@ -78,11 +80,18 @@ for fx in "$FX" "$GX"; do
     "$PY" tests/component/fixture_rows.py "$fx" "$fx/rows.json" || die "fixture_rows.py $fx"
 done
 
+# The third: signed-history databases the extension's write API writes, and
+# copies attacked with plain SQL, with what coord_log and coord_checkpoint_log
+# say of each (history.json, for the hosts without SQLite).
+"$PY" tests/component/history_fixture.py "$ROOT/target/release/libcoord" "$HX" ||
+    die "tests/component/history_fixture.py"
+
 export COORD_WASM="$WASM"
 export COORD_JCO_MODULE="$WORK/jco/coord.js"
 export COORD_LIBCOORD="$ROOT/target/release/libcoord"
 export COORD_FIXTURE_SHARED="$FX"
 export COORD_FIXTURE_GPTME="$GX"
+export COORD_HISTORY="$HX"
 
 # --- the runners --------------------------------------------------------------
 failed=()

@@ -6,6 +6,8 @@ tests/component.sh sets:
                           test_crosscheck.py only
     COORD_FIXTURE_SHARED  a writable copy of tests/fixtures/gptme
     COORD_FIXTURE_GPTME   the fixture tests/gptme/write_fixture.py writes
+    COORD_HISTORY         the directory tests/component/history_fixture.py writes
+                          (signed-history databases); test_history.py only
 
 A fixture directory holds coord.db, expected.json and secrets/. A test whose
 input is missing fails (an error, never a skip).
@@ -55,6 +57,16 @@ def fixture_dir(request: pytest.FixtureRequest) -> Path:
     """Each fixture directory in turn."""
     path = env_path(FIXTURES[request.param])
     for name in ("coord.db", "expected.json", "secrets"):
+        if not (path / name).exists():
+            pytest.fail(f"{path}: no {name}", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def history_dir() -> Path:
+    """The signed-history databases and history.json."""
+    path = env_path("COORD_HISTORY")
+    for name in ("intact.db", "history.json"):
         if not (path / name).exists():
             pytest.fail(f"{path}: no {name}", pytrace=False)
     return path

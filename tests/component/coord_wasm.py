@@ -57,6 +57,24 @@ def message(sender: str, recipient: Optional[str], channel: str, body: str) -> w
     return record(sender=sender, recipient=recipient, channel=channel, body=body)
 
 
+def event(seq: int, prev: str, op: str, subject: str, at: str, agent: str, state: str,
+          hmac: Optional[str]) -> wc.Record:
+    """A WIT `event`: a coord_events row, in its column order."""
+    return record(seq=seq, prev=prev, op=op, subject=subject, at=at, agent=agent, state=state,
+                  hmac=hmac)
+
+
+def checkpoint(agent: str, origin: str, size: int, head: str, at: str,
+               hmac: Optional[str]) -> wc.Record:
+    """A WIT `checkpoint`: a coord_checkpoints row without its id."""
+    return record(agent=agent, origin=origin, size=size, head=head, at=at, hmac=hmac)
+
+
+def position(origin: str, size: int, head: str) -> wc.Record:
+    """A WIT `log-position`."""
+    return record(origin=origin, size=size, head=head)
+
+
 @functools.lru_cache(maxsize=None)
 def _compile(path: str) -> tuple[wasmtime.Engine, wc.Component]:
     """Compiles a component once per path; every instance shares it."""
@@ -104,6 +122,16 @@ class Signing:
 
     def canonical(self, fields: list) -> bytes:
         return self.result("canonical", [field(f) for f in fields])
+
+    def event_link(self, e: wc.Record) -> str:
+        return self.call("event-link", e)
+
+    def check_log(self, kr: "Keyring", events: list, after: Optional[wc.Record] = None) -> wc.Record:
+        """The `log-report` of `events` (a whole log, or the run after `after`)."""
+        return self.call("check-log", kr.handle, events, after)
+
+    def checkpoint_consistency(self, cp: wc.Record, events: list) -> str:
+        return self.call("checkpoint-consistency", cp, events)
 
     def keyring(self) -> "Keyring":
         return Keyring(self, self.call("[constructor]keyring"))
@@ -167,3 +195,15 @@ class Keyring:
 
     def message_status(self, m: wc.Record, mac: Optional[str]) -> str:
         return self._m("message-status", m, mac)
+
+    def sign_event(self, e: wc.Record) -> str:
+        return self._r("sign-event", e)
+
+    def event_status(self, e: wc.Record) -> str:
+        return self._m("event-status", e)
+
+    def sign_checkpoint(self, cp: wc.Record) -> str:
+        return self._r("sign-checkpoint", cp)
+
+    def checkpoint_status(self, cp: wc.Record) -> str:
+        return self._m("checkpoint-status", cp)

@@ -1,15 +1,16 @@
 // Node host for coord's WASI component, transpiled to JS with jco: a
 // node:test file.
 //
-//   COORD_WASM=... COORD_JCO_MODULE=... COORD_FIXTURE_SHARED=... COORD_FIXTURE_GPTME=... \
+//   COORD_WASM=... COORD_JCO_MODULE=... COORD_FIXTURE_SHARED=... COORD_FIXTURE_GPTME=... COORD_HISTORY=... \
 //       node --test tests/component/node_host.mjs
 //
 // COORD_JCO_MODULE is the module `jco transpile` wrote (it imports nothing:
 // the component has no imports, so no WASI shim is loaded); COORD_WASM the
 // component it was transpiled from (for `jco wit`). A fixture directory holds
 // rows.json, which tests/component/fixture_rows.py dumps from its coord.db
-// (Node 20 has no SQLite), and secrets/. tests/component.sh sets them all; a
-// missing one fails the tests that need it.
+// (Node 20 has no SQLite), and secrets/. COORD_HISTORY is the directory
+// tests/component/history_fixture.py writes (history.json). tests/component.sh
+// sets them all; a missing one fails the tests that need it.
 import { createHmac } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -325,5 +326,105 @@ describe("rotation and retired keys", () => {
     const [kr, old] = rotated();
     assert.equal(kr.removeAgent("carol"), true);
     assert.equal(kr.claimStatus(c, old), "unknown-agent");
+  });
+});
+
+// --- signed history (tests/component/history_fixture.py) --------------------
+// history.json holds databases written by the extension's write API and
+// attacked copies of them: their coord_events rows as stored, and what the
+// extension's coord_log and coord_checkpoint_log said of them with the same
+// keys this keyring gets. The component must say the same, row for row.
+describe("signed history", () => {
+  const h = parseJson(readFileSync(join(input("COORD_HISTORY"), "history.json"), "utf8"));
+  const kr = () => Keyring.fromKeys(h.keys.map(({ agent, secret, retired }) =>
+    ({ agent, secret: enc(secret), retired })));
+  const event = (r) => ({ seq: r.seq, prev: r.prev, op: r.op, subject: r.subject, at: r.at,
+    agent: r.agent, state: r.state, hmac: r.hmac ?? undefined });
+  const checkpoint = (r) => ({ agent: r.agent, origin: r.origin, size: r.size, head: r.head,
+    at: r.at, hmac: r.hmac ?? undefined });
+  const rows = (report) => report.events.map((c) => [c.seq, c.link, snake(c.status), c.chain]);
+  const logRows = (db) => db.log.map((r) => [r.seq, r.link, r.verification, r.chain]);
+  const names = Object.keys(h.databases).sort();
+  test("five databases, the intact one of 14 events", () => {
+    assert.deepEqual(names, ["edited", "gap", "intact", "swapped", "truncated"]);
+    assert.equal(h.databases.intact.events.length, 14);
+  });
+  for (const name of names) {
+    const db = h.databases[name];
+    const events = db.events.map(event);
+    test(`${name}: checkLog reads as coord_log, row for row`, () => {
+      const report = signing.checkLog(kr(), events, undefined);
+      assert.deepEqual(rows(report), logRows(db));
+      assert.equal(report.size, BigInt(db.log.length));
+      assert.equal(report.origin, db.log[0].seq === 1n ? db.log[0].link : undefined);
+      assert.equal(report.head, db.log.at(-1).link);
+      assert.equal(report.intact,
+        db.log.every((r) => r.chain === "ok" && r.verification !== "bad_mac"));
+      assert.equal(report.intact, name === "intact" || name === "truncated");
+    });
+    test(`${name}: eventLink and eventStatus of each event`, () => {
+      const k = kr();
+      assert.deepEqual(events.map((e) => [e.seq, signing.eventLink(e), snake(k.eventStatus(e))]),
+        db.log.map((r) => [r.seq, r.link, r.verification]));
+    });
+    test(`${name}: every suffix, after its position, reads as the whole log`, () => {
+      const k = kr();
+      const log = logRows(db);
+      for (let i = 0; i < events.length; i++) {
+        const after = { origin: db.log[0].link, size: db.log[i].seq, head: db.log[i].link };
+        const report = signing.checkLog(k, events.slice(i + 1), after);
+        assert.deepEqual(rows(report), log.slice(i + 1), `after ${i}`);
+        assert.equal(report.size, db.log[i].seq + BigInt(events.length - i - 1));
+        assert.equal(report.origin, db.log[0].link);
+      }
+    });
+    test(`${name}: checkpoints read as coord_checkpoint_log`, () => {
+      const k = kr();
+      assert.equal(db.checkpoints.length, 2);
+      for (const r of db.checkpoints) {
+        const cp = checkpoint(r);
+        assert.equal(snake(k.checkpointStatus(cp)), r.verification);
+        assert.equal(signing.checkpointConsistency(cp, events), r.consistency);
+        // signed by the extension: the component signs it to the same MAC
+        assert.equal(k.signCheckpoint(cp), r.hmac);
+      }
+    });
+  }
+  test("the attacks: a gap, a broken chain, a bad MAC, a fork, an ahead", () => {
+    const at = (name, seq) => signing.checkLog(kr(), h.databases[name].events.map(event), undefined)
+      .events.find((c) => c.seq === seq);
+    assert.equal(at("gap", 4n).chain, "gap");
+    assert.deepEqual([6n, 7n, 8n].map((s) => at("swapped", s).chain), ["broken", "broken", "broken"]);
+    assert.deepEqual([at("edited", 5n).status, at("edited", 6n).chain], ["bad-mac", "broken"]);
+    const consistency = (name) => h.databases[name].checkpoints.map((r) =>
+      signing.checkpointConsistency(checkpoint(r), h.databases[name].events.map(event)));
+    assert.deepEqual(consistency("edited"), ["fork", "consistent"]);
+    assert.deepEqual(consistency("truncated"), ["consistent", "ahead"]);
+  });
+  test("signEvent gives the extension's MAC for every verified event", () => {
+    const k = kr();
+    const db = h.databases.intact;
+    const verified = db.events.filter((_, i) => db.log[i].verification === "verified");
+    assert.equal(verified.length, 6);
+    for (const r of verified) assert.equal(k.signEvent(event(r)), r.hmac);
+    const unsigned = db.events.find((r) => r.agent === "");
+    assert.deepEqual(errorOf(() => k.signEvent(event(unsigned))), { tag: "unknown-agent", val: "" });
+  });
+  test("a checkpoint the component signs is the one the extension would sign", () => {
+    // The extension signed alice's at the head; the component, given the
+    // same statement, signs the same bytes to the same MAC, and a changed
+    // statement does not verify.
+    const k = kr();
+    const r = h.databases.intact.checkpoints[1];
+    const report = signing.checkLog(k, h.databases.intact.events.map(event), undefined);
+    const cp = { agent: "alice", origin: report.origin, size: report.size, head: report.head, at: r.at };
+    assert.equal(k.signCheckpoint(cp), r.hmac);
+    assert.equal(k.checkpointStatus({ ...cp, hmac: r.hmac }), "verified");
+    assert.equal(k.checkpointStatus({ ...cp, size: cp.size - 1n, hmac: r.hmac }), "bad-mac");
+  });
+  test("an empty log", () => {
+    const report = signing.checkLog(kr(), [], undefined);
+    assert.deepEqual([report.events, report.size, report.origin, report.head, report.intact],
+      [[], 0n, undefined, undefined, true]);
   });
 });

@@ -20,7 +20,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use coord_core::{AgentIdError, EncodeError, KeyError, SecretKey, Status};
+use coord_core::{AgentIdError, EncodeError, KeyError, SecretKey, SignedRow, Status};
 use zeroize::Zeroize;
 
 mod bindings {
@@ -31,7 +31,8 @@ mod bindings {
 }
 
 use bindings::exports::coord::signing::signing::{
-    AgentKey, Claim, Error, Field, Guest, GuestKeyring, KeyLength, Keyring as KeyringHandle,
+    AgentKey, ChainStatus, Checkpoint, Claim, Consistency, Error, Event, EventCheck, Field, Guest,
+    GuestKeyring, KeyLength, Keyring as KeyringHandle, KeyringBorrow, LogPosition, LogReport,
     Message, VerificationStatus,
 };
 
@@ -128,6 +129,42 @@ fn message_fields(message: &Message) -> [coord_core::Field<'_>; 4] {
         message.body.as_str(),
     )
     .into_fields()
+}
+
+/// The event as coord-core's history model signs it.
+fn event_row(event: &Event) -> coord_core::Event<'_> {
+    coord_core::Event::new(
+        &event.agent,
+        event.seq,
+        event.prev.as_str(),
+        event.op.as_str(),
+        event.subject.as_str(),
+        event.at.as_str(),
+        event.state.as_str(),
+    )
+}
+
+/// The checkpoint as coord-core's history model signs it.
+fn checkpoint_row(checkpoint: &Checkpoint) -> coord_core::Checkpoint<'_> {
+    coord_core::Checkpoint::new(
+        &checkpoint.agent,
+        checkpoint.origin.as_str(),
+        checkpoint.size,
+        checkpoint.head.as_str(),
+        checkpoint.at.as_str(),
+    )
+}
+
+fn event_link(event: &Event) -> String {
+    coord_core::link(&event_row(event), event.hmac.as_deref())
+}
+
+fn wit_chain(chain: coord_core::Chain) -> ChainStatus {
+    match chain {
+        coord_core::Chain::Ok => ChainStatus::Ok,
+        coord_core::Chain::Gap => ChainStatus::Gap,
+        coord_core::Chain::Broken => ChainStatus::Broken,
+    }
 }
 
 fn wit_field(field: coord_core::Field<'_>) -> Field {
@@ -300,6 +337,26 @@ impl GuestKeyring for Keyring {
     fn message_status(&self, message: Message, mac: Option<String>) -> VerificationStatus {
         self.status_of(&message.sender, mac.as_deref(), &message_fields(&message))
     }
+
+    fn sign_event(&self, event: Event) -> Result<String, Error> {
+        self.sign_fields(&event.agent, event_row(&event).fields())
+    }
+
+    fn event_status(&self, event: Event) -> VerificationStatus {
+        self.status_of(&event.agent, event.hmac.as_deref(), event_row(&event).fields())
+    }
+
+    fn sign_checkpoint(&self, checkpoint: Checkpoint) -> Result<String, Error> {
+        self.sign_fields(&checkpoint.agent, checkpoint_row(&checkpoint).fields())
+    }
+
+    fn checkpoint_status(&self, checkpoint: Checkpoint) -> VerificationStatus {
+        self.status_of(
+            &checkpoint.agent,
+            checkpoint.hmac.as_deref(),
+            checkpoint_row(&checkpoint).fields(),
+        )
+    }
 }
 
 impl Guest for Component {
@@ -324,6 +381,84 @@ impl Guest for Component {
         coord_core::validate_agent_id(&agent)
             .map(|_| ())
             .map_err(agent_id_error)
+    }
+
+    fn event_link(event: Event) -> String {
+        event_link(&event)
+    }
+
+    fn check_log(
+        keys: KeyringBorrow<'_>,
+        events: Vec<Event>,
+        after: Option<LogPosition>,
+    ) -> LogReport {
+        let keys: &Keyring = keys.get();
+        let links: Vec<String> = events.iter().map(event_link).collect();
+        let chain = coord_core::check_chain(
+            after.as_ref().map(|p| (p.size, p.head.as_str())),
+            events
+                .iter()
+                .zip(&links)
+                .map(|(e, l)| (e.seq, e.prev.as_str(), l.as_str())),
+        );
+        let origin = match &after {
+            Some(p) => Some(p.origin.clone()),
+            None => events
+                .iter()
+                .zip(&links)
+                .find(|(e, _)| e.seq == 1)
+                .map(|(_, l)| l.clone()),
+        };
+        let head = links
+            .last()
+            .cloned()
+            .or_else(|| after.as_ref().map(|p| p.head.clone()));
+        let given = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let size = after
+            .as_ref()
+            .map_or(0, |p| p.size)
+            .saturating_add(given);
+        let checks: Vec<EventCheck> = events
+            .iter()
+            .zip(links)
+            .zip(chain)
+            .map(|((event, link), chain)| EventCheck {
+                seq: event.seq,
+                link,
+                status: keys.status_of(
+                    &event.agent,
+                    event.hmac.as_deref(),
+                    event_row(event).fields(),
+                ),
+                chain: wit_chain(chain),
+            })
+            .collect();
+        let intact = checks
+            .iter()
+            .all(|c| c.chain == ChainStatus::Ok && c.status != VerificationStatus::BadMac);
+        LogReport {
+            events: checks,
+            size,
+            origin,
+            head,
+            intact,
+        }
+    }
+
+    fn checkpoint_consistency(checkpoint: Checkpoint, events: Vec<Event>) -> Consistency {
+        let link_of = |seq: i64| events.iter().find(|e| e.seq == seq).map(event_link);
+        let origin_now = link_of(1);
+        let at_size = link_of(checkpoint.size);
+        match coord_core::consistency(
+            &checkpoint.origin,
+            &checkpoint.head,
+            origin_now.as_deref(),
+            at_size.as_deref(),
+        ) {
+            coord_core::Consistency::Consistent => Consistency::Consistent,
+            coord_core::Consistency::Ahead => Consistency::Ahead,
+            coord_core::Consistency::Fork => Consistency::Fork,
+        }
     }
 }
 
