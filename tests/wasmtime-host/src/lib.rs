@@ -4,7 +4,8 @@
 //! imports nothing), and its `coord:signing/signing` calls. The integration
 //! tests (`tests/component.rs`, run by tests/component.sh with
 //! `cargo test -p coord-wasmtime-host --profile host`) check it against
-//! tests/vectors.json, the gptme fixtures and the native core; the
+//! tests/vectors.json, the gptme fixtures, the extension's signed-history
+//! views (`tests/history.rs`) and the native core; the
 //! `coord-wasmtime-host bench COMPONENT` binary times it.
 
 use std::path::Path;
@@ -23,7 +24,8 @@ pub mod bindings {
 }
 
 pub use bindings::exports::coord::signing::signing::{
-    AgentKey, Claim, Error, Field, Message, VerificationStatus,
+    AgentKey, ChainStatus, Checkpoint, Claim, Consistency, Error, Event, EventCheck, Field,
+    LogPosition, LogReport, Message, VerificationStatus,
 };
 pub use bindings::Signer;
 
@@ -130,6 +132,42 @@ impl Host {
         api.call_validate_agent_id(&mut self.store, agent)
     }
 
+    /// `event-link(event)`: the link the next event's `prev` names.
+    ///
+    /// # Errors
+    /// A wasmtime failure.
+    pub fn event_link(&mut self, e: &Event) -> wasmtime::Result<String> {
+        let api = self.signer.coord_signing_signing();
+        api.call_event_link(&mut self.store, e)
+    }
+
+    /// `check-log(keys, events, after)`: each event's link, MAC and chain.
+    ///
+    /// # Errors
+    /// A wasmtime failure.
+    pub fn check_log(
+        &mut self,
+        kr: ResourceAny,
+        events: &[Event],
+        after: Option<&LogPosition>,
+    ) -> wasmtime::Result<LogReport> {
+        let api = self.signer.coord_signing_signing();
+        api.call_check_log(&mut self.store, kr, events, after)
+    }
+
+    /// `checkpoint-consistency(checkpoint, events)`.
+    ///
+    /// # Errors
+    /// A wasmtime failure.
+    pub fn checkpoint_consistency(
+        &mut self,
+        c: &Checkpoint,
+        events: &[Event],
+    ) -> wasmtime::Result<Consistency> {
+        let api = self.signer.coord_signing_signing();
+        api.call_checkpoint_consistency(&mut self.store, c, events)
+    }
+
     keyring_calls! {
         /// `keyring.add-key(agent, secret)`: the agent's new current key.
         fn add_key => call_add_key(agent: &str, secret: &[u8]) -> Result<(), Error>;
@@ -159,5 +197,13 @@ impl Host {
         fn verify_message => call_verify_message(m: &Message, mac: Option<&str>) -> bool;
         /// `keyring.message-status(message, mac)`.
         fn message_status => call_message_status(m: &Message, mac: Option<&str>) -> VerificationStatus;
+        /// `keyring.sign-event(event)`.
+        fn sign_event => call_sign_event(e: &Event) -> Result<String, Error>;
+        /// `keyring.event-status(event)`.
+        fn event_status => call_event_status(e: &Event) -> VerificationStatus;
+        /// `keyring.sign-checkpoint(checkpoint)`.
+        fn sign_checkpoint => call_sign_checkpoint(c: &Checkpoint) -> Result<String, Error>;
+        /// `keyring.checkpoint-status(checkpoint)`.
+        fn checkpoint_status => call_checkpoint_status(c: &Checkpoint) -> VerificationStatus;
     }
 }
