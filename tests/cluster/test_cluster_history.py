@@ -5,9 +5,10 @@ A forger who can send raw SQL to the primary (Hrana over HTTP, no coord
 keys of the victims, coord's append-only triggers dropped first) deletes,
 reorders, edits and replays the log and the rows, and puts back an older
 copy of the whole database. Each attack must be named by `coord audit
---json` (exit 1), through the primary and through a replica, and by the
-nodes' own TEMP views (coord_log, coord_work's `history` column) read on a
-replica. docs/history.md says what each name means.
+--json` (exit 1) through the primary and through both replicas, and by the
+nodes' own TEMP views (coord_log, coord_work's and coord_messages'
+`history` column, coord_checkpoint_log) read on the replicas.
+docs/history.md says what each name means.
 
 The cluster is shared with test_cluster.py and the tests here run in file
 order: every test uses its own task ids, its own witness directory
@@ -17,7 +18,9 @@ it broke, so that the rollback test, last, starts from an intact chain
 
 This file makes its own agents' keys (dave holds the tasks, erin is
 another agent, mallory is a known agent who forges with his own key):
-test_cluster.py removes its key directory when its module ends.
+test_cluster.py removes its key directory when its module ends, and
+stops the primary its failover test restarted: the fixture starts it
+again (same data, same ports) and stops it, by its pid, at the end.
 """
 
 import json
@@ -750,7 +753,7 @@ def test_an_older_copy_of_the_whole_database_is_a_rollback(xdg):
         rc, rep = audit(url, xdg + "/" + name)
         assert rc == 1 and [w["problem"] for w in rep["witness"]] == ["rollback"], name
     # a reader that never saw the newer log, and no checkpoint of it, cannot tell
-    hrana(PRIMARY, [(f"DELETE FROM main.coord_checkpoints WHERE id = ?1", [int(cp)])])
+    hrana(PRIMARY, [("DELETE FROM main.coord_checkpoints WHERE id = ?1", [int(cp)])])
     replicated("the checkpoint gone", lambda url: q(
         url, "SELECT count(*) FROM main.coord_checkpoints WHERE id = ?1", [int(cp)]) == [["0"]])
     rc, rep = audit(REPLICA1, xdg + "/fresh")
