@@ -1,11 +1,13 @@
 //! `coord-wasmtime-host bench COMPONENT`: the per-call cost of signing and
 //! verifying a claim through coord's WASI component in wasmtime, against
-//! native coord-core (bench/run.sh records it). The component's checks are
+//! native coord-core, and of checking a signed-history log in one
+//! `check-log` call (bench/run.sh records it). The component's checks are
 //! this crate's integration tests (tests/component.rs).
 
 use std::time::Instant;
 
-use coord_wasmtime_host::{compile, Claim, Host};
+use coord_core::SignedRow;
+use coord_wasmtime_host::{compile, Claim, Event, Host};
 
 type Res<T> = Result<T, String>;
 
@@ -86,7 +88,90 @@ fn bench(args: &[String]) -> Res<()> {
         "  verify: component {wasm_verify:8.0} ns   native {native_verify:8.0} ns   ratio {:.1}x",
         wasm_verify / native_verify
     );
+    bench_log(&mut h, kr, &native)
+}
+
+/// `check-log` over a log of `N` events, in one call, against the native
+/// core doing the same work (each event's link and MAC, then the chain).
+fn bench_log(
+    h: &mut Host,
+    kr: wasmtime::component::ResourceAny,
+    key: &coord_core::SecretKey,
+) -> Res<()> {
+    const N: i64 = 10_000;
+    const STATE: &str = r#"["github:gptme/gptme#2362","alice",1,"2026-12-08 02:00:00","2076-11-14 06:05:02","claimed",null,null,null]"#;
+    let mut prev = String::new();
+    let log: Vec<Event> = (1..=N)
+        .map(|seq| {
+            let mut e = Event {
+                seq,
+                prev: std::mem::take(&mut prev),
+                op: "claim".into(),
+                subject: "github:gptme/gptme#2362".into(),
+                at: "2026-12-08 02:00:00".into(),
+                agent: "alice".into(),
+                state: STATE.into(),
+                hmac: None,
+            };
+            let row = native_event(&e);
+            let mac = key.sign_row(&row).to_string();
+            prev = coord_core::link(&row, Some(&mac));
+            e.hmac = Some(mac);
+            e
+        })
+        .collect();
+    let keys = coord_core::AgentKeys::current(key.clone());
+    let reps = 5;
+    let mut failed = false;
+    let start = Instant::now();
+    for _ in 0..reps {
+        failed |= !h
+            .check_log(kr, &log, None)
+            .map(|r| r.intact)
+            .unwrap_or(false);
+    }
+    let wasm = start.elapsed().as_nanos() as f64 / f64::from(reps) / N as f64;
+    let start = Instant::now();
+    for _ in 0..reps {
+        let links: Vec<String> = log
+            .iter()
+            .map(|e| coord_core::link(&native_event(e), e.hmac.as_deref()))
+            .collect();
+        let statuses: Vec<coord_core::Status> = log
+            .iter()
+            .map(|e| keys.status(e.hmac.as_deref(), native_event(e).fields()))
+            .collect();
+        let chain = coord_core::check_chain(
+            None,
+            log.iter()
+                .zip(&links)
+                .map(|(e, l)| (e.seq, e.prev.as_str(), l.as_str())),
+        );
+        failed |= !chain.iter().all(|c| *c == coord_core::Chain::Ok)
+            || !statuses.iter().all(|s| *s == coord_core::Status::Verified);
+    }
+    let native = start.elapsed().as_nanos() as f64 / f64::from(reps) / N as f64;
+    if failed {
+        return Err("the benchmarked log did not verify".into());
+    }
+    println!("per event, check-log of a {N}-event log in one call ({reps} runs):");
+    println!(
+        "  check:  component {wasm:8.0} ns   native {native:8.0} ns   ratio {:.1}x",
+        wasm / native
+    );
     Ok(())
+}
+
+fn native_event(e: &Event) -> coord_core::Event<'_> {
+    coord_core::Event::new(
+        &e.agent,
+        e.seq,
+        e.prev.as_str(),
+        e.op.as_str(),
+        e.subject.as_str(),
+        e.at.as_str(),
+        e.state.as_str(),
+    )
 }
 
 fn main() {
