@@ -232,3 +232,63 @@ def test_history_json_is_what_the_databases_say(history_dir: Path, sql) -> None:
         assert [tuple(r.values()) for r in data["databases"][name]["log"]] == log_of(db)
         assert [tuple(r.values())[:8] for r in data["databases"][name]["events"]] == [
             tuple(r) for r in db.execute("SELECT * FROM main.coord_events ORDER BY seq")]
+
+
+# --- odd events: the component and the extension's functions agree -----------
+
+ODD_EVENTS = [
+    # (description, seq, prev, op, subject, at, agent, state, hmac)
+    ("no MAC", 1, "", "submit", "t", "now", "alice", "[]", None),
+    ("empty MAC", 1, "", "submit", "t", "now", "alice", "[]", ""),
+    ("not base64", 1, "", "submit", "t", "now", "alice", "[]", "===="),
+    ("1 MiB MAC", 1, "", "submit", "t", "now", "alice", "[]", "A" * (1 << 20)),
+    ("no agent, a MAC", 1, "", "submit", "t", "now", "", "[]", "AAAA"),
+    ("path-like agent", 1, "", "submit", "t", "now", "../alice", "[]", "AAAA"),
+    ("largest seq", 2**63 - 1, "x", "claim", "t", "now", "bob", "[]", "AAAA"),
+    ("smallest seq", -2**63, "x", "claim", "t", "now", "bob", "[]", None),
+    ("unicode everywhere", 7, "ünï", "cödé", "日本/\U0001F600", "\x7f\n\t", "bob", "[\"\\u00e9\"]",
+     None),
+    ("5 MiB state", 3, "p", "send", "12", "now", "bob", "x\U0001F600\n" * (1 << 20), None),
+]
+
+
+@pytest.mark.parametrize("case", ODD_EVENTS, ids=lambda c: c[0])
+def test_odd_events_read_as_the_extensions_functions(signing, kr, sql, case) -> None:
+    db = sql("intact")
+    _, *row = case
+    e = event(*row)
+    args = (e.agent, e.hmac, e.seq, e.prev, e.op, e.subject, e.at, e.state)
+    link, status = db.execute(
+        "SELECT coord_event_link(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8), "
+        "coord_event_status(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", args).fetchone()
+    assert signing.event_link(e) == link
+    assert STATUS(kr.event_status(e)) == status
+    # signed by the component, it verifies in SQL (bob has a current key)
+    if e.agent == "bob":
+        mac = kr.sign_event(e)
+        signed = (e.agent, mac, *args[2:])
+        assert db.execute("SELECT coord_event_status(?, ?, ?, ?, ?, ?, ?, ?)",
+                          signed).fetchone()[0] == "verified"
+    report = signing.check_log(kr, [e])
+    assert (report.events[0].link, STATUS(report.events[0].status)) == (link, status)
+
+
+def test_bad_input_never_traps_and_the_instance_still_works(signing, kr, sql) -> None:
+    events = events_of(sql("intact"))
+    retired_only = signing.keyring_from_keys([("dave", b"d" * 32, True)])
+    e = event(1, "", "submit", "t", "now", "dave", "[]", None)
+    with pytest.raises(CoordError) as err:
+        retired_only.sign_event(e)
+    assert (err.value.tag, err.value.payload) == ("no-current-key", "dave")
+    with pytest.raises(CoordError) as err:
+        retired_only.sign_checkpoint(checkpoint("dave", "o", 1, "h", "now", None))
+    assert err.value.tag == "no-current-key"
+    # an empty keyring reads every signed event as unknown_agent, and still chains
+    report = signing.check_log(signing.keyring(), events)
+    assert {STATUS(c.status) for c in report.events} == {"unknown_agent", "unsigned"}
+    assert {c.chain for c in report.events} == {"ok"}
+    assert not signing.check_log(kr, events[::-1]).intact
+    # 20,000 copies of one event: each a gap after the first, no trap
+    many = signing.check_log(kr, [events[0]] * 20_000)
+    assert (many.size, many.events[0].chain, many.events[1].chain) == (20_000, "ok", "gap")
+    assert report_rows(signing.check_log(kr, events)) == log_of(sql("intact"))
