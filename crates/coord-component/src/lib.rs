@@ -343,7 +343,11 @@ impl GuestKeyring for Keyring {
     }
 
     fn event_status(&self, event: Event) -> VerificationStatus {
-        self.status_of(&event.agent, event.hmac.as_deref(), event_row(&event).fields())
+        self.status_of(
+            &event.agent,
+            event.hmac.as_deref(),
+            event_row(&event).fields(),
+        )
     }
 
     fn sign_checkpoint(&self, checkpoint: Checkpoint) -> Result<String, Error> {
@@ -414,10 +418,7 @@ impl Guest for Component {
             .cloned()
             .or_else(|| after.as_ref().map(|p| p.head.clone()));
         let given = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let size = after
-            .as_ref()
-            .map_or(0, |p| p.size)
-            .saturating_add(given);
+        let size = after.as_ref().map_or(0, |p| p.size).saturating_add(given);
         let checks: Vec<EventCheck> = events
             .iter()
             .zip(links)
