@@ -11,6 +11,12 @@ if [[ ! -x target/venv/bin/python ]]; then
     exit 2
 fi
 
+# Every client's witness of the logs it reads (docs/history.md) lives in
+# $XDG_STATE_HOME/coord: this run's own, never the user's, so that a run
+# starts with no memory of an earlier run's databases and servers.
+XDG_STATE_HOME=$(mktemp -d "${TMPDIR:-/tmp}/coord-test-state.XXXXXX")
+export XDG_STATE_HOME
+
 passed=0
 failed=0
 failures=()

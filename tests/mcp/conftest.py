@@ -32,6 +32,8 @@ class Env:
             and k not in ("BOB_WORKSPACE", "AGENT_WORKSPACE", "WORKSPACE")
         }
         self.env["COORDINATION_SECRETS_DIR"] = str(self.keys)
+        # this test's own witness of the log (docs/history.md)
+        self.env["XDG_STATE_HOME"] = str(root / "state")
         self.coord("init")
         for agent in ("alice", "bob"):
             self.coord("keygen", agent)

@@ -218,6 +218,33 @@ async def test_forged_rows_come_back_marked(env):
         assert '"verification": "bad_mac"' in task.contents[0].text
 
 
+@run
+async def test_a_rolled_back_database_is_a_warning_on_every_read(env):
+    async with env.session("alice") as a:
+        await call(a, "claim", {"task_id": "t1", "ttl_minutes": 10})
+        r, text = await call(a, "list")
+        assert r["witness"] == [] and not text.startswith("WARNING")
+    # (each server closed: the WAL is back in the file)
+    old = env.root / "old.db"
+    old.write_bytes(env.db.read_bytes())
+    async with env.session("alice") as a:
+        await call(a, "renew", {"task_id": "t1"})
+        await call(a, "send", {"body": "renewed", "broadcast": True})
+        r, _ = await call(a, "inbox")
+        assert r["witness"] == []
+    # yesterday's copy of the file put back: every row in it verifies
+    env.db.write_bytes(old.read_bytes())
+    for side in ("-wal", "-shm"):
+        env.db.with_name(env.db.name + side).unlink(missing_ok=True)
+    async with env.session("alice") as a:
+        for tool in ("list", "inbox"):
+            r, text = await call(a, tool)
+            assert [w["problem"] for w in r["witness"]] == ["rollback"], (tool, r)
+            assert text.startswith("WARNING: the log is not what this server saw before (rollback)")
+        r, _ = await call(a, "list")
+        assert r["tasks"][0]["verification"] == "verified"
+
+
 async def refused(s, tool, args):
     """A call that must fail: a protocol error, or a tool error."""
     try:

@@ -38,8 +38,38 @@ fn work_table(out: Out, rows: &[WorkRow]) -> comfy_table::Table {
     t
 }
 
+/// This client's witness of the log (docs/history.md), checked on every
+/// read at the cost of what the log grew by: a rollback, fork or broken
+/// new event is a warning on stderr, one line each, and the read still
+/// shows what the database holds. A witness that cannot be written is a
+/// warning too, not a failed read.
+fn witness(db: &Db) -> Vec<Value> {
+    let problems = match coord_db::history::witness_read(db) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "coord: warning: the witness was not checked: {}",
+                clean(&e.to_string())
+            );
+            return Vec::new();
+        }
+    };
+    problems
+        .iter()
+        .map(|p| {
+            eprintln!(
+                "coord: warning: ✗ {}: {} (run `coord audit`)",
+                p.what.replace('_', " ").to_uppercase(),
+                clean(&p.detail)
+            );
+            json!({"problem": p.what, "seq": p.seq, "detail": p.detail})
+        })
+        .collect()
+}
+
 pub fn list(db: &Db, out: Out, filter: ListFilter, agent: Option<&str>) -> Result<u8, CliError> {
     let rows = read::work(db, filter, agent)?;
+    witness(db);
     if out.json {
         out.print_json(&Value::Array(rows.iter().map(work_json).collect()));
     } else if rows.is_empty() {
@@ -58,6 +88,7 @@ pub fn inbox(
     channel: Option<&str>,
     limit: Option<u32>,
 ) -> Result<u8, CliError> {
+    witness(db);
     let rows = read::messages(db, agent, channel, limit)?;
     if out.json {
         let v: Vec<Value> = rows
@@ -119,6 +150,7 @@ pub fn status(db: &Db, out: Out, agent: Option<&str>) -> Result<u8, CliError> {
         message_verification: msg_ver,
         live_claims: live,
     } = read::summary(db)?;
+    let witnessed = witness(db);
     let key = match agent {
         Some(a) => db.coord.key_status(a).to_json(),
         None => Value::Null,
@@ -132,6 +164,7 @@ pub fn status(db: &Db, out: Out, agent: Option<&str>) -> Result<u8, CliError> {
             "work_verification": work_ver,
             "message_verification": msg_ver,
             "live_claims": live.iter().map(work_json).collect::<Vec<_>>(),
+            "witness": witnessed,
         }));
         return Ok(EXIT_OK);
     }

@@ -26,8 +26,9 @@ pub trait Backend {
     /// lock, so concurrent writers on a ready database never contend here).
     fn schema_current(&self, conn: &Connection) -> Result<bool, Error>;
     /// Makes the rows `scope` names readable on `conn` for coord's views to
-    /// verify. A file's rows already are.
-    fn load(&self, conn: &Connection, scope: Scope<'_>) -> Result<(), Error>;
+    /// verify, and the events a witness that has seen the first `seen` of
+    /// them needs to check the rest. A file's rows already are.
+    fn load(&self, conn: &Connection, scope: Scope<'_>, seen: Option<i64>) -> Result<(), Error>;
     /// Runs one write operation as one transaction, with a typed outcome. A
     /// write that does not land exactly as decided is an error, never an
     /// outcome; so is a busy database.
@@ -65,7 +66,7 @@ impl Backend for File {
         coord_sql::schema_current(&mut &*conn).map_err(|e| self.err(e))
     }
 
-    fn load(&self, _conn: &Connection, _scope: Scope<'_>) -> Result<(), Error> {
+    fn load(&self, _conn: &Connection, _scope: Scope<'_>, _seen: Option<i64>) -> Result<(), Error> {
         Ok(())
     }
 

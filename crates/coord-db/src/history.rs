@@ -253,106 +253,285 @@ impl Witness {
         }
     }
 
-    fn log_file(&self, origin: &str) -> Option<PathBuf> {
+    /// Where the memory of the log `origin` is kept. A file's log is one
+    /// memory wherever the file is (an older copy at another path is still
+    /// a rollback); a server's is per URL, because a replica may rightly be
+    /// behind the primary this client read a moment ago, but never behind
+    /// itself.
+    fn log_file(&self, origin: &str, db: &Path) -> Option<PathBuf> {
         // An origin is a SHA-256 in hex: nothing else names a file here.
-        (origin.len() == 64 && origin.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| self.dir.join(format!("log-{origin}.json")))
+        if !(origin.len() == 64 && origin.bytes().all(|b| b.is_ascii_hexdigit())) {
+            return None;
+        }
+        Some(if crate::hrana::is_url(&db.to_string_lossy()) {
+            self.dir.join(format!("log-{origin}-{}.json", name_hash(db)))
+        } else {
+            self.dir.join(format!("log-{origin}.json"))
+        })
     }
 
     fn db_file(&self, db: &Path) -> PathBuf {
-        let name = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_owned());
-        let digest = coord_core::link(
-            &coord_core::Event::new("", 0, "", "db", name.to_string_lossy().as_ref(), "", ""),
-            None,
-        );
-        self.dir.join(format!("db-{}.json", &digest[..32]))
+        self.dir.join(format!("db-{}.json", name_hash(db)))
     }
 
-    /// Checks that `log` extends what this client saw of it before (and
-    /// that the database still holds the same log), then remembers `log`'s
-    /// head. A log that does not is left as remembered, so the problem is
-    /// reported again until someone looks.
-    pub fn observe(&self, db: &Db, log: &Log) -> Result<Vec<Problem>, Error> {
-        let mut problems = Vec::new();
-        let db_file = self.db_file(&db.path);
-        let seen_origin = read_json(&db_file)
+    /// What this witness remembers of the log `db` held: its origin (from
+    /// the database's file) and that log's size and head.
+    fn memory(&self, db: &Path) -> Memory {
+        let db_file = self.db_file(db);
+        let origin = read_json(&db_file)
             .and_then(|v| v.get("origin").and_then(|o| o.as_str()).map(str::to_owned));
-        match (&seen_origin, &log.origin) {
-            (Some(seen), Some(now)) if seen != now => problems.push(Problem {
-                what: "replaced",
-                seq: None,
-                detail: format!(
-                    "this database held the log {} when this client last read it; it now holds {}",
-                    &seen[..seen.len().min(16)],
-                    &now[..now.len().min(16)]
-                ),
-            }),
+        let seen = origin
+            .as_deref()
+            .and_then(|o| self.log_file(o, db))
+            .and_then(|f| read_json(&f))
+            .map(|v| Seen {
+                size: v
+                    .get("size")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0),
+                head: v
+                    .get("head")
+                    .and_then(|h| h.as_str())
+                    .unwrap_or("")
+                    .to_owned(),
+                at: v
+                    .get("at")
+                    .and_then(|h| h.as_str())
+                    .unwrap_or("")
+                    .to_owned(),
+            });
+        Memory {
+            db_file,
+            origin,
+            seen,
+        }
+    }
+
+    /// How many events of the log `db` held this witness has seen, if it
+    /// saw any: a server backend fetches only the events after them.
+    pub fn seen_size(&self, db: &Path) -> Option<i64> {
+        self.memory(db).seen.map(|s| s.size)
+    }
+
+    /// The log now (`origin`, `events`) against what this witness saw of
+    /// the database before: replaced, rolled back, or forked.
+    fn compare(
+        &self,
+        db: &Db,
+        origin: Option<&str>,
+        events: i64,
+    ) -> Result<(Vec<Problem>, Memory), Error> {
+        let mut problems = Vec::new();
+        let mut mem = self.memory(&db.path);
+        match (&mem.origin, origin) {
+            (Some(seen), Some(now)) if seen != now => {
+                problems.push(Problem {
+                    what: "replaced",
+                    seq: None,
+                    detail: format!(
+                        "this database held the log {} when this client last read it; it now holds {}",
+                        short(seen),
+                        short(now)
+                    ),
+                });
+                // what was seen of the other log says nothing of this one
+                mem.seen = None;
+            }
             (Some(seen), None) => problems.push(Problem {
                 what: "rollback",
                 seq: None,
                 detail: format!(
                     "this database held the log {} when this client last read it; it now has no events",
-                    &seen[..seen.len().min(16)]
+                    short(seen)
                 ),
             }),
             _ => {}
         }
-        let Some(origin) = &log.origin else {
-            return Ok(problems);
-        };
-        let Some(file) = self.log_file(origin) else {
-            return Ok(problems);
-        };
-        if let Some(seen) = read_json(&file) {
-            let size = seen
-                .get("size")
-                .and_then(serde_json::Value::as_i64)
-                .unwrap_or(0);
-            let head = seen
-                .get("head")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("");
-            let at = seen
-                .get("at")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("");
-            if size > log.events {
+        if let (Some(seen), Some(_)) = (&mem.seen, origin) {
+            if seen.size > events {
                 problems.push(Problem {
                     what: "rollback",
                     seq: None,
                     detail: format!(
-                        "this client saw {size} events (head {}) at {at}; the log now has {}: \
+                        "this client saw {} events (head {}) at {}; the log now has {events}: \
                          an older copy, or its newest events deleted",
-                        &head[..head.len().min(16)],
-                        log.events
+                        seen.size,
+                        short(&seen.head),
+                        seen.at
                     ),
                 });
-            } else if size > 0 && link_at(db, size)?.as_deref() != Some(head) {
+            } else if seen.size > 0 && link_at(db, seen.size)?.as_deref() != Some(&seen.head) {
                 problems.push(Problem {
                     what: "fork",
-                    seq: Some(size),
+                    seq: Some(seen.size),
                     detail: format!(
-                        "event {size} is not the one this client saw at {at}: the log was rewritten"
+                        "event {} is not the one this client saw at {}: the log was rewritten",
+                        seen.size, seen.at
                     ),
                 });
             }
         }
+        Ok((problems, mem))
+    }
+
+    /// Remembers that `db` holds the log `origin`, seen up to `size`
+    /// events ending in `head`.
+    fn remember(
+        &self,
+        db: &Db,
+        mem: &Memory,
+        origin: &str,
+        size: i64,
+        head: Option<&str>,
+    ) -> Result<(), Error> {
+        let Some(file) = self.log_file(origin, &db.path) else {
+            return Ok(());
+        };
+        write_json(
+            &file,
+            &json!({"origin": origin, "size": size, "head": head, "at": unix_now()}),
+        )?;
+        write_json(
+            &mem.db_file,
+            &json!({"db": db.path.display().to_string(), "origin": origin}),
+        )
+    }
+
+    /// Checks that `log` (read whole by [`check`]) extends what this client
+    /// saw of it before (and that the database still holds the same log),
+    /// then remembers `log`'s head. A log that does not is left as
+    /// remembered, so the problem is reported again until someone looks.
+    pub fn observe(&self, db: &Db, log: &Log) -> Result<Vec<Problem>, Error> {
+        let (problems, mem) = self.compare(db, log.origin.as_deref(), log.events)?;
         let broken = log
             .problems
             .iter()
             .any(|p| matches!(p.what, "gap" | "broken"));
-        if problems.is_empty() && !broken {
-            let now = unix_now();
-            write_json(
-                &file,
-                &json!({"origin": origin, "size": log.events, "head": log.head, "at": now}),
-            )?;
-            write_json(
-                &db_file,
-                &json!({"db": db.path.display().to_string(), "origin": origin}),
-            )?;
+        if let (true, false, Some(origin)) = (problems.is_empty(), broken, &log.origin) {
+            self.remember(db, &mem, origin, log.events, log.head.as_deref())?;
         }
         Ok(problems)
+    }
+
+    /// The check every read runs, costing what the log grew by since this
+    /// client last read it: the log still starts where it did, is no
+    /// shorter, still holds the event this client saw last, and the events
+    /// after it follow on from it (numbered on, chained, no MAC that fails).
+    /// Then remembers the new head. It does not re-verify what it saw
+    /// before; `coord audit` checks the whole log.
+    pub fn observe_read(&self, db: &Db) -> Result<Vec<Problem>, Error> {
+        if !db.has_table("coord_events")? {
+            // a database whose log is gone is a rollback too, if we saw one
+            let (problems, _) = self.compare(db, None, 0)?;
+            return Ok(problems);
+        }
+        let err = |e| db.err(e);
+        let events: i64 = db
+            .conn
+            .query_row(
+                "SELECT COALESCE(max(seq), 0) FROM main.coord_events",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        let origin = if events > 0 { link_at(db, 1)? } else { None };
+        let (mut problems, mem) = self.compare(db, origin.as_deref(), events)?;
+        let Some(origin) = origin else {
+            return Ok(problems);
+        };
+        if !problems.is_empty() {
+            return Ok(problems);
+        }
+        let (mut seq, mut head) = match &mem.seen {
+            Some(s) => (s.size, s.head.clone()),
+            None => (0, String::new()),
+        };
+        let mut st = db
+            .conn
+            .prepare(
+                "SELECT seq, prev, op, agent,
+                        coord_event_link(agent, hmac, seq, prev, op, subject, at, state),
+                        coord_event_status(agent, hmac, seq, prev, op, subject, at, state)
+                   FROM main.coord_events WHERE seq > ?1 ORDER BY seq",
+            )
+            .map_err(err)?;
+        let mut rows = st.query([seq]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let at: i64 = r.get(0).map_err(err)?;
+            let prev: String = r.get(1).map_err(err)?;
+            let op: String = r.get(2).map_err(err)?;
+            let agent: String = r.get(3).map_err(err)?;
+            let link: Option<String> = r.get(4).map_err(err)?;
+            let status: String = r.get(5).map_err(err)?;
+            let what = format!("event {at} ({op} by {agent})");
+            let problem = if at != seq + 1 {
+                Some((
+                    "gap",
+                    format!("{what}: the event before it is missing (deleted)"),
+                ))
+            } else if prev != head {
+                Some((
+                    "broken",
+                    format!("{what}: does not name the event before it (reordered or changed)"),
+                ))
+            } else if status == "bad_mac" {
+                Some(("bad_mac", format!("{what}: its MAC is not {agent}'s")))
+            } else {
+                None
+            };
+            if let Some((w, detail)) = problem {
+                problems.push(Problem {
+                    what: w,
+                    seq: Some(at),
+                    detail,
+                });
+                // remembered only up to the last good event
+                break;
+            }
+            seq = at;
+            head = link.unwrap_or_default();
+        }
+        drop(rows);
+        drop(st);
+        if seq > mem.seen.as_ref().map_or(0, |s| s.size) {
+            self.remember(db, &mem, &origin, seq, Some(&head))?;
+        }
+        Ok(problems)
+    }
+}
+
+/// What a witness remembers of one database.
+struct Memory {
+    db_file: PathBuf,
+    origin: Option<String>,
+    seen: Option<Seen>,
+}
+
+/// How far a witness read one log.
+struct Seen {
+    size: i64,
+    head: String,
+    at: String,
+}
+
+/// A file name for a database's path or URL: 32 hex digits of its
+/// SHA-256 (the canonical path, for a file that exists).
+fn name_hash(db: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let name = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_owned());
+    let digest = Sha256::digest(name.as_os_str().as_encoded_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn short(link: &str) -> &str {
+    &link[..link.len().min(16)]
+}
+
+/// [`Witness::observe_read`] in the usual place, if there is one.
+pub fn witness_read(db: &Db) -> Result<Vec<Problem>, Error> {
+    match Witness::default_place() {
+        Some(w) => w.observe_read(db),
+        None => Ok(Vec::new()),
     }
 }
 

@@ -188,7 +188,8 @@ impl Db {
     /// Makes the rows `scope` names readable on [`Db::conn`], where coord's
     /// views verify them (a no-op for a file).
     pub fn load(&self, scope: Scope<'_>) -> Result<(), Error> {
-        self.backend.load(&self.conn, scope)
+        let seen = history::Witness::default_place().and_then(|w| w.seen_size(&self.path));
+        self.backend.load(&self.conn, scope, seen)
     }
 
     /// Stores a signed checkpoint (see [`Backend::add_checkpoint`]).

@@ -133,6 +133,7 @@ impl Server {
         conn: &Connection,
         s: &mut Stream<'_>,
         scope: Scope<'_>,
+        seen: Option<i64>,
     ) -> Result<(), Error> {
         let got = s
             .pipeline(&[
@@ -206,12 +207,14 @@ impl Server {
             )?,
             _ => Vec::new(),
         };
-        // Everything for a whole-database read (audit replays the log);
-        // else the last event of each task and message, which the rows'
-        // history column is read against.
+        // Everything for a whole-database read (audit replays the log) or
+        // for a client that has not witnessed this log yet; else the last
+        // event of each task and message, which the rows' history column
+        // is read against, and what this client's witness has not seen
+        // (with the first event, which names the log, and the last seen).
         let events = if !present.contains(&"work") && !present.contains(&"messages") {
             Vec::new()
-        } else if matches!(scope.work, crate::WorkScope::All) {
+        } else if matches!(scope.work, crate::WorkScope::All) || seen.is_none() {
             self.pages(
                 s,
                 &format!("SELECT seq, {EVENT_COLS} FROM main.coord_events WHERE 1"),
@@ -220,9 +223,26 @@ impl Server {
                 None,
             )?
         } else {
-            s.execute(LAST_EVENTS, vec![])
+            let mut by_seq = std::collections::BTreeMap::new();
+            let last = s
+                .execute(LAST_EVENTS, vec![])
                 .map_err(|e| self.remote_err(e))?
-                .rows
+                .rows;
+            let new = self.pages(
+                s,
+                &format!(
+                    "SELECT seq, {EVENT_COLS} FROM main.coord_events WHERE (seq = 1 OR seq >= ?1)"
+                ),
+                "seq",
+                vec![Value::Integer(seen.unwrap_or(0))],
+                None,
+            )?;
+            for r in last.into_iter().chain(new) {
+                if let Some(Value::Integer(seq)) = r.first() {
+                    by_seq.insert(*seq, r);
+                }
+            }
+            by_seq.into_values().collect()
         };
         // Checkpoints are checked against the whole log only.
         let checkpoints = if events.is_empty() || !matches!(scope.work, crate::WorkScope::All) {
@@ -444,9 +464,9 @@ impl Backend for Server {
     /// shows. Refuses a `work` or `messages` that is a view or lacks its
     /// `hmac` column, as a file's would be. A replica answers from its own
     /// copy, which may lag the primary.
-    fn load(&self, conn: &Connection, scope: Scope<'_>) -> Result<(), Error> {
+    fn load(&self, conn: &Connection, scope: Scope<'_>, seen: Option<i64>) -> Result<(), Error> {
         let mut s = self.server.stream();
-        let r = self.load_from(conn, &mut s, scope);
+        let r = self.load_from(conn, &mut s, scope, seen);
         // Closing the stream ends its read transaction.
         s.close();
         r

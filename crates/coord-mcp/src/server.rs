@@ -94,6 +94,37 @@ fn op_text(o: &OpOutput) -> String {
     format!("{head} ({}): {}{signed}", o.outcome.as_str(), clean(&what))
 }
 
+/// This server's witness of the log, checked on every read (as the CLI's
+/// reads do), and the warning lines that go first in the text result.
+fn witness(db: &Db) -> (Vec<WitnessProblem>, String) {
+    let found = match coord_db::history::witness_read(db) {
+        Ok(ps) => ps
+            .into_iter()
+            .map(|p| WitnessProblem {
+                problem: p.what.to_owned(),
+                seq: p.seq,
+                detail: p.detail,
+            })
+            .collect(),
+        Err(e) => vec![WitnessProblem {
+            problem: "unchecked".to_owned(),
+            seq: None,
+            detail: format!("the witness was not checked: {e}"),
+        }],
+    };
+    let text = found
+        .iter()
+        .map(|p| {
+            format!(
+                "WARNING: the log is not what this server saw before ({}): {}\n",
+                p.problem,
+                clean(&p.detail)
+            )
+        })
+        .collect();
+    (found, text)
+}
+
 fn task_line(b: &str, w: &WorkRow) -> String {
     let mut s = format!(
         "- task {} state={} claimer={} epoch={} expires={} verification={} history={}",
@@ -445,11 +476,12 @@ impl CoordServer {
                 messages: MessageScope::None,
             })?;
             let mut tasks = read::work(db, filter, agent)?;
+            let (witness, warnings) = witness(db);
             let truncated = tasks.len() > limit;
             tasks.truncate(limit);
             let b = text::boundary();
             let mut human = format!(
-                "{} task(s){}. {UNTRUSTED}",
+                "{warnings}{} task(s){}. {UNTRUSTED}",
                 tasks.len(),
                 if truncated { " (truncated)" } else { "" }
             );
@@ -462,6 +494,7 @@ impl CoordServer {
                     filter: which,
                     tasks,
                     truncated,
+                    witness,
                 },
                 human,
             ))
@@ -511,9 +544,10 @@ impl CoordServer {
                 },
             })?;
             let messages = read::messages(db, me, channel, Some(limit))?;
+            let (witness, warnings) = witness(db);
             let b = text::boundary();
             let mut human = format!(
-                "{} message(s) for {}. {UNTRUSTED}",
+                "{warnings}{} message(s) for {}. {UNTRUSTED}",
                 messages.len(),
                 quoted(&cfg.agent)
             );
@@ -525,6 +559,7 @@ impl CoordServer {
                 InboxOutput {
                     agent: cfg.agent.clone(),
                     messages,
+                    witness,
                 },
                 human,
             ))
