@@ -78,6 +78,13 @@ class History(unittest.TestCase):
         self.attacker("UPDATE coord_events SET hmac = 'AAAA' WHERE seq = 7")
         self.assertEqual(self.history()["t3"], "unverified_event")
 
+    def test_a_send_event_whose_subject_turned_integer_is_still_found(self):
+        # the subject is signed as text: as an integer it is another event
+        self.attacker("UPDATE coord_events SET subject = CAST(subject AS INTEGER) WHERE seq = 6")
+        self.assertEqual(self.log()[6]["verification"], "bad_mac")
+        self.assertEqual([r[0] for r in self.conn.execute("SELECT history FROM coord_messages")],
+                         ["unverified_event"])
+
     def test_events_are_append_only_for_clients(self):
         for sql in ("DELETE FROM coord_events WHERE seq = 1",
                     "UPDATE coord_events SET state = '[]' WHERE seq = 1"):

@@ -53,7 +53,9 @@ FROM (SELECT m.*,
                AS verification,
              coord_state({message_state}) AS row_state,
              (SELECT max(x.seq) FROM {events} AS x
-               WHERE x.subject = CAST(m.id AS TEXT) AND x.op = 'send') AS last_seq
+               -- a message's subject is stored as text; an integer one
+               -- (a forger's) is still found, and fails its MAC
+               WHERE x.subject IN (CAST(m.id AS TEXT), m.id) AND x.op = 'send') AS last_seq
       FROM main.messages AS m) AS r
 LEFT JOIN {events} AS e ON e.seq = r.last_seq;
 
