@@ -30,6 +30,7 @@ pub mod history;
 pub mod hrana;
 mod path;
 pub mod read;
+pub mod replay;
 mod scope;
 mod server;
 
