@@ -150,6 +150,15 @@ pub fn verify_each(
     mut each: impl FnMut(&Verdict<'_>),
 ) -> Result<Replay, Error> {
     let err = |e| Error::sql(&PathBuf::from(conn.path().unwrap_or("")), 0, e);
+    // A database with no log (gptme-coordination's, before coord_init)
+    // replays as an empty log, as history::check reads it.
+    let has_log = conn
+        .prepare("SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = 'coord_events'")
+        .and_then(|mut st| st.exists([]))
+        .map_err(err)?;
+    if !has_log {
+        return Ok(Replay::default());
+    }
     let mut st = conn
         .prepare(
             "SELECT seq, agent, hmac, prev, op, subject, at, state
@@ -177,6 +186,9 @@ pub fn verify_each(
     let work_rx = Mutex::new(work_rx);
     let limit = threads * CHUNKS_IN_FLIGHT_PER_THREAD;
     std::thread::scope(|s| {
+        // Owned here, so that a panic in `each` drops it too and the
+        // workers stop instead of waiting for work forever.
+        let work_tx = work_tx;
         for _ in 0..workers {
             let done_tx = done_tx.clone();
             let work_rx = &work_rx;

@@ -432,3 +432,27 @@ fn a_long_log_replays_as_the_view_reads_it_across_chunks() {
         ]
     );
 }
+
+#[test]
+fn no_log_replays_empty_and_a_panicking_reader_stops_the_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Connection::open(dir.path().join("plain.db")).unwrap();
+    plain
+        .execute_batch("CREATE TABLE work(task_id TEXT PRIMARY KEY)")
+        .unwrap();
+    let r = replay::verify(&plain, &Keyring::new(), 2).unwrap();
+    assert_eq!(r, Replay::default());
+    assert!(r.is_intact());
+    let n = i64::try_from(replay::CHUNK_ROWS).unwrap() * 5;
+    let (db, ring) = long_log(dir.path(), n);
+    for threads in [1, 2, 3] {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            replay::verify_each(&db.conn, &ring, threads, |v| {
+                assert!(v.seq < n / 2, "stop here");
+            })
+        }));
+        assert!(panicked.is_err(), "threads={threads}");
+        // and the connection is still usable
+        assert_eq!(replay::verify(&db.conn, &ring, threads).unwrap().events, n);
+    }
+}
