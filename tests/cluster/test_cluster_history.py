@@ -689,6 +689,71 @@ def test_the_newest_event_deleted_and_written_over_is_a_fork(xdg):
     assert rep["witness"] == [], rep["witness"]
 
 
+def witnessed(xdg_dir):
+    """The sizes this client's witness remembers, per log file."""
+    d = os.path.join(xdg_dir, "coord")
+    out = {}
+    for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if f.startswith("log-"):
+            with open(os.path.join(d, f)) as fh:
+                out[f] = json.load(fh)["size"]
+    return out
+
+
+def warnings(p):
+    return [l for l in p.stderr.splitlines() if l.startswith("coord: warning: ")]
+
+
+def test_every_read_checks_what_the_log_grew_by(xdg):
+    """`list` and `inbox` through a replica run the witness's cheap check:
+    a client that has read the log once fetches only the events after what
+    it saw, and a new event that does not follow on is a warning (the read
+    still shows the rows); once the log is whole again the witness moves
+    on."""
+    t = task("read-witness")
+    op(PRIMARY, "submit", t, agent="dave", xdg=xdg)
+    op(PRIMARY, "claim", t, "--ttl", "30", agent="dave", xdg=xdg)
+    size = log_size(PRIMARY)
+    replicated("the claim", lambda url: log_size(url) == size)
+    reader = xdg + "/reader"
+    p = coord(REPLICA1, "list", "all", xdg=reader, check=0)
+    assert warnings(p) == [], p.stderr
+    seen = witnessed(reader)
+    # one memory, for this URL, of the whole log
+    assert list(seen.values()) == [size], seen
+    [name] = seen
+    assert re.fullmatch(r"log-[0-9a-f]{64}-[0-9a-f]{32}\.json", name), name
+
+    op(PRIMARY, "claim", t, "--ttl", "60", agent="dave", xdg=xdg)
+    op(PRIMARY, "send", f"{t}: renewed", "--to", "erin", agent="dave", xdg=xdg)
+    ev = events(PRIMARY, t)
+    renew = max(ev)
+    assert text(ev[renew]["op"]) == "renew", ev
+    gone = ev[renew]
+    forge([("DELETE FROM main.coord_events WHERE seq = ?1", [renew])])
+    try:
+        replicated("the deleted event", lambda url: renew not in events(url, t))
+        for args, agent in ((("list", "all"), None), (("inbox",), "erin")):
+            p = coord(REPLICA1, *args, agent=agent, xdg=reader, check=0)
+            w = warnings(p)
+            assert len(w) == 1 and "GAP" in w[0] and f"event {renew + 1}" in w[0], (args, w)
+            assert t in p.stdout or "renewed" in p.stdout, (args, p.stdout)
+        # remembered only up to the last event that followed on
+        assert witnessed(reader) == {name: renew - 1}, witnessed(reader)
+        st = json.loads(coord(REPLICA1, "status", xdg=reader, check=0).stdout)
+        assert [w["problem"] for w in st["witness"]] == ["gap"], st["witness"]
+    finally:
+        forge([(f"INSERT INTO main.coord_events({', '.join(EVENT_COLS)}) "
+                f"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", [gone[c] for c in EVENT_COLS])])
+    triggers_back(xdg)
+    replicated("the event put back", lambda url: renew in events(url, t))
+    now = log_size(PRIMARY)
+    replicated("every event", lambda url: log_size(url) == now)
+    p = coord(REPLICA1, "list", "all", xdg=reader, check=0)
+    assert warnings(p) == [], p.stderr
+    assert witnessed(reader) == {name: now}, witnessed(reader)
+
+
 def test_an_older_copy_of_the_whole_database_is_a_rollback(xdg):
     """A client audits; the forger then writes back a copy of every row of
     work, messages and coord_events taken a few operations earlier. The
