@@ -2,13 +2,14 @@
 //! its link computed on all cores, and the chain checked, without SQL views.
 //!
 //! [`crate::history::check`] reads the log through the `coord_log` view,
-//! which calls coord's SQL functions row by row (about 15,000 events per
-//! second). [`verify`] reads `main.coord_events` in `seq` order, in chunks
+//! which calls coord's SQL functions row by row (15,000 to 60,000 events
+//! per second; BENCHMARKS.md). [`verify`] reads `main.coord_events` in `seq` order, in chunks
 //! of [`CHUNK_ROWS`] (so memory stays bounded however long the log is),
 //! verifies the chunks in parallel and checks the chain over the computed
 //! links in order. Its verdicts are `coord_log`'s `verification`, `link` and
 //! `chain` columns, row for row ([`verify_each`] shows each one), given the
-//! same keys.
+//! same keys: those added to the connection, or [`keyring_from`] the
+//! environment and key files.
 //!
 //! ```
 //! use coord_db::{Db, DbPath, Op};
@@ -270,6 +271,51 @@ impl Order {
             self.chained += 1;
         }
     }
+}
+
+/// The keys `lookup` finds (the environment and key files, as coord's SQL
+/// functions find them for an agent the connection holds no key for) for
+/// every agent that signed an event of the log: what [`verify`] needs to
+/// read the log as `coord_log` does on a connection with no keys added.
+pub fn keyring_from<E: coord_keys::Environment>(
+    conn: &Connection,
+    lookup: &coord_keys::Lookup<E>,
+) -> Result<Keyring, Error> {
+    let err = |e| Error::sql(&PathBuf::from(conn.path().unwrap_or("")), 0, e);
+    let mut ring = Keyring::new();
+    let has_log = conn
+        .prepare("SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = 'coord_events'")
+        .and_then(|mut st| st.exists([]))
+        .map_err(err)?;
+    if !has_log {
+        return Ok(ring);
+    }
+    let mut st = conn
+        .prepare(
+            "SELECT DISTINCT agent FROM main.coord_events
+              WHERE typeof(agent) = 'text' AND hmac IS NOT NULL AND hmac <> ''",
+        )
+        .map_err(err)?;
+    let mut rows = st.query([]).map_err(err)?;
+    while let Some(r) = rows.next().map_err(err)? {
+        let Ok(agent) =
+            std::str::from_utf8(r.get_ref(0).map_err(err)?.as_bytes().unwrap_or_default())
+        else {
+            continue;
+        };
+        if validate_agent_id(agent).is_err() {
+            continue;
+        }
+        if let Some(keys) = lookup.resolve(agent).keys {
+            if let Some(k) = keys.current {
+                ring.add(agent, k);
+            }
+            for k in keys.retired {
+                ring.add_retired(agent, k);
+            }
+        }
+    }
+    Ok(ring)
 }
 
 /// One column value, its bytes in the chunk's arena.

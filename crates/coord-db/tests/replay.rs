@@ -456,3 +456,39 @@ fn no_log_replays_empty_and_a_panicking_reader_stops_the_workers() {
         assert_eq!(replay::verify(&db.conn, &ring, threads).unwrap().events, n);
     }
 }
+
+/// An environment holding some agents' keys in variables, and no secrets
+/// directory.
+struct Vars(Vec<(String, String)>, std::path::PathBuf);
+
+impl coord_keys::Environment for Vars {
+    fn var(&self, name: &str) -> Option<std::ffi::OsString> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into())
+    }
+    fn current_dir(&self) -> Option<std::path::PathBuf> {
+        Some(self.1.clone())
+    }
+}
+
+#[test]
+fn keys_found_in_the_environment_read_the_log_as_keys_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = with_history(dir.path());
+    let var = |a: &str| coord_keys::env_var_names(a)[0].clone();
+    let env = Vars(
+        vec![(var(ALICE), secret(ALICE, 1)), (var(BOB), secret(BOB, 1))],
+        dir.path().to_owned(),
+    );
+    let found = replay::keyring_from(&db.conn, &coord_keys::Lookup::new(env)).unwrap();
+    assert_eq!(found.agents().collect::<Vec<_>>(), [ALICE, BOB]);
+    let mut ring = Keyring::new();
+    for a in [ALICE, BOB] {
+        ring.add(a, SecretKey::new(secret(a, 1).as_bytes()).unwrap());
+    }
+    let want = replay::verify(&db.conn, &ring, 2).unwrap();
+    assert_eq!(replay::verify(&db.conn, &found, 2).unwrap(), want);
+    assert_eq!((want.verified, want.unknown_agent.len()), (8, 3), "carol's");
+}
