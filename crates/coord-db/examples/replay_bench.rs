@@ -259,6 +259,33 @@ fn run(path: &Path, prefix: &Path, runs: usize) {
         pn as f64 / psecs,
         (pn as f64 / psecs) / view_rate
     );
+    // and the replay's verdicts are the view's, row for row (untimed)
+    let mut st = pdb
+        .conn
+        .prepare("SELECT seq, verification, link, chain FROM coord_log ORDER BY seq")
+        .unwrap();
+    let mut view = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .unwrap();
+    let mut same = 0i64;
+    coord_db::replay::verify_each(&pdb.conn, &ring, 2, |v| {
+        let w = view.next().unwrap().unwrap();
+        assert_eq!(
+            (v.seq, v.status.as_str(), v.link, v.chain.as_str()),
+            (w.0, w.1.as_str(), w.2.as_deref(), w.3.as_str())
+        );
+        same += 1;
+    })
+    .unwrap();
+    assert!(view.next().is_none());
+    println!("replay  verdicts = coord_log's (verification, link, chain) for all {same} events");
 }
 
 fn main() {
