@@ -218,3 +218,23 @@ fn an_older_copy_of_the_file_is_a_rollback_to_a_client_that_saw_more() {
     let v = e.json(1, &["--as", "alice", "audit"]);
     assert_eq!(history_problems(&v), ["rollback"]);
 }
+
+#[test]
+fn an_event_with_bytes_where_text_belongs_is_named_not_an_error() {
+    for sql in [
+        "UPDATE coord_events SET agent = CAST(x'ff' AS TEXT) WHERE seq = 2",
+        "UPDATE coord_events SET op = CAST('claim' AS BLOB) WHERE seq = 2",
+    ] {
+        let e = with_history();
+        e.ok(&["list"]); // the witness has seen the log
+        attacker(&e, sql);
+        let v = e.json(1, &["--as", "alice", "audit"]);
+        let p = history_problems(&v);
+        assert!(p.contains(&"broken".to_owned()), "{sql}: {v}");
+        // and a read warns instead of failing
+        let o = e.run(&["list"]);
+        assert_eq!(o.status.code(), Some(0), "{sql}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("not checked"), "{sql}: {err}");
+    }
+}

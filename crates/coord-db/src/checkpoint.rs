@@ -134,7 +134,7 @@ pub fn cosigners(db: &Db, also: &[String]) -> Result<Vec<Cosigner>, Error> {
         db.conn
             .prepare("SELECT DISTINCT agent FROM main.coord_events WHERE agent <> ''")
             .map_err(err)?
-            .query_map([], |r| r.get(0))
+            .query_map([], |r| crate::history::lossy(r, 0))
             .map_err(err)?
             .collect::<rusqlite::Result<_>>()
             .map_err(err)?
@@ -159,11 +159,11 @@ pub fn cosigners(db: &Db, also: &[String]) -> Result<Vec<Cosigner>, Error> {
                     |r| {
                         Ok(Checkpoint {
                             id: r.get(0)?,
-                            agent: r.get(1)?,
-                            origin: r.get(2)?,
+                            agent: crate::history::lossy(r, 1)?,
+                            origin: crate::history::lossy(r, 2)?,
                             size: r.get(3)?,
-                            head: r.get(4)?,
-                            at: r.get(5)?,
+                            head: crate::history::lossy(r, 4)?,
+                            at: crate::history::lossy(r, 5)?,
                         })
                     },
                 )

@@ -85,14 +85,14 @@ pub fn check(db: &Db) -> Result<Log, Error> {
     let mut rows = st.query([]).map_err(err)?;
     while let Some(r) = rows.next().map_err(err)? {
         let seq: i64 = r.get(0).map_err(err)?;
-        let op: String = r.get(1).map_err(err)?;
+        let op = lossy(r, 1).map_err(err)?;
         let subject: Value = r.get(2).map_err(err)?;
-        let agent: String = r.get(3).map_err(err)?;
+        let agent = lossy(r, 3).map_err(err)?;
         let link: Option<String> = r.get(4).map_err(err)?;
-        let status: String = r.get(5).map_err(err)?;
-        let chain: String = r.get(6).map_err(err)?;
-        let actor: String = r.get(7).map_err(err)?;
-        let row: String = r.get(8).map_err(err)?;
+        let status = lossy(r, 5).map_err(err)?;
+        let chain = lossy(r, 6).map_err(err)?;
+        let actor = lossy(r, 7).map_err(err)?;
+        let row = lossy(r, 8).map_err(err)?;
         log.events += 1;
         if log.origin.is_none() && seq == 1 {
             log.origin = link.clone();
@@ -165,10 +165,10 @@ pub fn check(db: &Db) -> Result<Log, Error> {
         let mut rows = st.query([]).map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
             let id: i64 = r.get(0).map_err(err)?;
-            let agent: String = r.get(1).map_err(err)?;
-            let size: i64 = r.get(2).map_err(err)?;
-            let status: String = r.get(3).map_err(err)?;
-            let consistency: String = r.get(4).map_err(err)?;
+            let agent = lossy(r, 1).map_err(err)?;
+            let size = lossy(r, 2).map_err(err)?;
+            let status = lossy(r, 3).map_err(err)?;
+            let consistency = lossy(r, 4).map_err(err)?;
             let what = format!("checkpoint {id} ({agent}: {size} events)");
             if !matches!(status.as_str(), "verified" | "retired_key") {
                 log.problems.push(Problem {
@@ -264,7 +264,8 @@ impl Witness {
             return None;
         }
         Some(if crate::hrana::is_url(&db.to_string_lossy()) {
-            self.dir.join(format!("log-{origin}-{}.json", name_hash(db)))
+            self.dir
+                .join(format!("log-{origin}-{}.json", name_hash(db)))
         } else {
             self.dir.join(format!("log-{origin}.json"))
         })
@@ -458,11 +459,11 @@ impl Witness {
         let mut rows = st.query([seq]).map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
             let at: i64 = r.get(0).map_err(err)?;
-            let prev: String = r.get(1).map_err(err)?;
-            let op: String = r.get(2).map_err(err)?;
-            let agent: String = r.get(3).map_err(err)?;
+            let prev = lossy(r, 1).map_err(err)?;
+            let op = lossy(r, 2).map_err(err)?;
+            let agent = lossy(r, 3).map_err(err)?;
             let link: Option<String> = r.get(4).map_err(err)?;
-            let status: String = r.get(5).map_err(err)?;
+            let status = lossy(r, 5).map_err(err)?;
             let what = format!("event {at} ({op} by {agent})");
             let problem = if at != seq + 1 {
                 Some((
@@ -512,6 +513,19 @@ struct Seen {
     size: i64,
     head: String,
     at: String,
+}
+
+/// Column `i` as text for a report, whatever a forger stored there (a
+/// BLOB, text that is not UTF-8, a number): tampered events are named, not
+/// an error that stops the audit. NULL reads as the empty string.
+pub(crate) fn lossy(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
+    use rusqlite::types::ValueRef;
+    Ok(match r.get_ref(i)? {
+        ValueRef::Null => String::new(),
+        ValueRef::Integer(n) => n.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+    })
 }
 
 /// A file name for a database's path or URL: 32 hex digits of its

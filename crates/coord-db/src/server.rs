@@ -30,11 +30,13 @@ const WORK_COLS: &str =
 const MESSAGE_COLS: &str = "id, sender, recipient, channel, body, hmac, created_at";
 /// The columns of the event log.
 const EVENT_COLS: &str = "seq, prev, op, subject, at, agent, state, hmac";
-/// The last event of every task and message: what a row's history column
-/// is read against.
+/// The last event of each task and message named in ?1 (a JSON array of
+/// ids, as text): what those rows' history column is read against.
 const LAST_EVENTS: &str =
     "SELECT seq, prev, op, subject, at, agent, state, hmac FROM main.coord_events
-  WHERE seq IN (SELECT max(seq) FROM main.coord_events GROUP BY op = 'send', subject)";
+  WHERE seq IN (SELECT max(seq) FROM main.coord_events
+                 WHERE subject IN (SELECT value FROM json_each(?1))
+                 GROUP BY op = 'send', subject)";
 
 /// How far this machine's clock may be from the primary's before coord
 /// refuses to decide a lease: claims compare expiry times.
@@ -224,20 +226,42 @@ impl Server {
             )?
         } else {
             let mut by_seq = std::collections::BTreeMap::new();
-            let last = s
-                .execute(LAST_EVENTS, vec![])
+            // only the subjects of the rows read: a read of a few rows of
+            // a large database fetches a few events
+            let subjects: Vec<String> = work
+                .iter()
+                .chain(&messages)
+                .filter_map(|r| match r.first() {
+                    Some(Value::Text(t)) => Some(t.clone()),
+                    Some(Value::Integer(i)) => Some(i.to_string()),
+                    _ => None,
+                })
+                .collect();
+            let mut last = Vec::new();
+            for chunk in subjects.chunks(PAGE_ROWS as usize) {
+                let ids = serde_json::Value::from(chunk.to_vec()).to_string();
+                last.extend(
+                    s.execute(LAST_EVENTS, vec![Value::Text(ids)])
+                        .map_err(|e| self.remote_err(e))?
+                        .rows,
+                );
+            }
+            // (two queries: an OR of the two would scan the whole log)
+            let first = s
+                .execute(
+                    &format!("SELECT {EVENT_COLS} FROM main.coord_events WHERE seq = 1"),
+                    vec![],
+                )
                 .map_err(|e| self.remote_err(e))?
                 .rows;
             let new = self.pages(
                 s,
-                &format!(
-                    "SELECT seq, {EVENT_COLS} FROM main.coord_events WHERE (seq = 1 OR seq >= ?1)"
-                ),
+                &format!("SELECT seq, {EVENT_COLS} FROM main.coord_events WHERE seq >= ?1"),
                 "seq",
                 vec![Value::Integer(seen.unwrap_or(0))],
                 None,
             )?;
-            for r in last.into_iter().chain(new) {
+            for r in last.into_iter().chain(first).chain(new) {
                 if let Some(Value::Integer(seq)) = r.first() {
                     by_seq.insert(*seq, r);
                 }
