@@ -157,3 +157,28 @@ fn a_witness_that_cannot_be_written_warns_and_the_read_goes_on() {
         "{err}"
     );
 }
+
+#[test]
+fn a_first_read_checks_the_whole_log_on_every_core() {
+    for (sql, want) in [
+        ("DELETE FROM coord_events WHERE seq = 2", "GAP"),
+        (
+            "UPDATE coord_events SET state = replace(state, 'alice', 'mallory') WHERE seq = 3",
+            "BAD MAC",
+        ),
+    ] {
+        let e = setup();
+        attacker(&e, sql);
+        // no witness yet: the parallel replay reads it all, and stops at
+        // the first event that does not follow on
+        let (code, _, w) = read(&e, &["list"]);
+        assert_eq!(code, 0);
+        assert!(w.len() == 1 && w[0].contains(want), "{sql}: {w:?}");
+        let seen = witness_size(&e);
+        assert!(seen < 3, "{sql}: remembered {seen}");
+    }
+    // an intact log is remembered whole
+    let e = setup();
+    assert!(read(&e, &["list"]).2.is_empty());
+    assert_eq!(witness_size(&e), 3);
+}

@@ -447,6 +447,77 @@ impl Witness {
             Some(s) => (s.size, s.head.clone()),
             None => (0, String::new()),
         };
+        if mem.seen.is_none() {
+            // The first read of this log: all of it, on every core.
+            self.first_read(db, &mut problems, &mut seq, &mut head)?;
+        } else {
+            self.read_on(db, &mut problems, &mut seq, &mut head)?;
+        }
+        if seq > mem.seen.as_ref().map_or(0, |s| s.size) {
+            self.remember(db, &mem, &origin, seq, Some(&head))?;
+        }
+        Ok(problems)
+    }
+
+    /// [`Witness::observe_read`] over a whole log this client has not
+    /// seen: the parallel replay ([`crate::replay`]), with the keys coord
+    /// finds for each agent, stopping at the first event that does not
+    /// follow on.
+    fn first_read(
+        &self,
+        db: &Db,
+        problems: &mut Vec<Problem>,
+        seq: &mut i64,
+        head: &mut String,
+    ) -> Result<(), Error> {
+        use crate::replay::Chain;
+        let ring = crate::replay::keyring_from(&db.conn, &coord_keys::Lookup::process())?;
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let mut stopped = false;
+        crate::replay::verify_each(&db.conn, &ring, threads, |v| {
+            if stopped {
+                return;
+            }
+            let what = format!("event {}", v.seq);
+            let problem = match v.chain {
+                Chain::Gap => Some((
+                    "gap",
+                    format!("{what}: the event before it is missing (deleted)"),
+                )),
+                Chain::Broken => Some((
+                    "broken",
+                    format!("{what}: does not name the event before it (reordered or changed)"),
+                )),
+                Chain::Ok if v.status == coord_core::Status::BadMac => {
+                    Some(("bad_mac", format!("{what}: its MAC is not its agent's")))
+                }
+                Chain::Ok => None,
+            };
+            if let Some((w, detail)) = problem {
+                problems.push(Problem {
+                    what: w,
+                    seq: Some(v.seq),
+                    detail,
+                });
+                stopped = true;
+                return;
+            }
+            *seq = v.seq;
+            v.link.unwrap_or_default().clone_into(head);
+        })?;
+        Ok(())
+    }
+
+    /// [`Witness::observe_read`] over the events after the one last seen,
+    /// through coord's SQL functions (a few events, as a rule).
+    fn read_on(
+        &self,
+        db: &Db,
+        problems: &mut Vec<Problem>,
+        seq: &mut i64,
+        head: &mut String,
+    ) -> Result<(), Error> {
+        let err = |e| db.err(e);
         let mut st = db
             .conn
             .prepare(
@@ -456,7 +527,7 @@ impl Witness {
                    FROM main.coord_events WHERE seq > ?1 ORDER BY seq",
             )
             .map_err(err)?;
-        let mut rows = st.query([seq]).map_err(err)?;
+        let mut rows = st.query([*seq]).map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
             let at: i64 = r.get(0).map_err(err)?;
             let prev = lossy(r, 1).map_err(err)?;
@@ -465,12 +536,12 @@ impl Witness {
             let link: Option<String> = r.get(4).map_err(err)?;
             let status = lossy(r, 5).map_err(err)?;
             let what = format!("event {at} ({op} by {agent})");
-            let problem = if at != seq + 1 {
+            let problem = if at != *seq + 1 {
                 Some((
                     "gap",
                     format!("{what}: the event before it is missing (deleted)"),
                 ))
-            } else if prev != head {
+            } else if prev != *head {
                 Some((
                     "broken",
                     format!("{what}: does not name the event before it (reordered or changed)"),
@@ -489,15 +560,10 @@ impl Witness {
                 // remembered only up to the last good event
                 break;
             }
-            seq = at;
-            head = link.unwrap_or_default();
+            *seq = at;
+            *head = link.unwrap_or_default();
         }
-        drop(rows);
-        drop(st);
-        if seq > mem.seen.as_ref().map_or(0, |s| s.size) {
-            self.remember(db, &mem, &origin, seq, Some(&head))?;
-        }
-        Ok(problems)
+        Ok(())
     }
 }
 
