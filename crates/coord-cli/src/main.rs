@@ -81,11 +81,18 @@ fn run(cli: Cli, out: Out) -> Result<u8, CliError> {
                 out.print_json(&serde_json::json!({
                     "db": db.path.display().to_string(),
                     "added_columns": report.added_columns,
+                    "restored_triggers": report.restored_triggers,
                 }));
             } else {
+                // a re-created append-only trigger is news, not success
+                let (style, mark) = if report.restored_triggers.is_empty() {
+                    (output::style::OK, "✓")
+                } else {
+                    (output::style::WARN, "!")
+                };
                 out.line(
-                    output::style::OK,
-                    &format!("✓ {report} in {} ({})", db.path.display(), at.how),
+                    style,
+                    &format!("{mark} {report} in {} ({})", db.path.display(), at.how),
                 );
             }
             Ok(error::EXIT_OK)

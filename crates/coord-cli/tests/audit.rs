@@ -238,3 +238,29 @@ fn an_event_with_bytes_where_text_belongs_is_named_not_an_error() {
         assert!(!err.contains("not checked"), "{sql}: {err}");
     }
 }
+
+#[test]
+fn init_says_when_it_puts_back_a_dropped_append_only_trigger() {
+    let e = with_history();
+    let v = e.json(0, &["init"]);
+    assert_eq!(v["restored_triggers"].as_array().unwrap().len(), 0, "{v}");
+    attacker(&e, "DELETE FROM coord_events WHERE seq = 5");
+    let v = e.json(0, &["init"]);
+    let mut got: Vec<&str> = v["restored_triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, ["coord_events_no_delete", "coord_events_no_update"]);
+    let out = e.ok(&["init"]);
+    assert!(
+        out.contains("coord schema ready in"),
+        "{out}: put back once"
+    );
+    // a fresh database and a gptme one get their triggers created, not restored
+    let fresh = Env::empty();
+    let v = fresh.json(0, &["init"]);
+    assert_eq!(v["restored_triggers"].as_array().unwrap().len(), 0);
+}

@@ -87,23 +87,31 @@ fn changed(columns: &[&str]) -> String {
 }
 
 /// What [`init`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InitReport {
     /// Columns that were missing and added (`work.hmac`, ...).
     pub added_columns: Vec<&'static str>,
+    /// Stored triggers that were missing or changed on a database that
+    /// already had coord's log, and were re-created: on a database coord
+    /// wrote before, a dropped append-only trigger is a sign that someone
+    /// rewrote the log (or an upgrade of coord changed its text).
+    pub restored_triggers: Vec<String>,
 }
 
 impl std::fmt::Display for InitReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.added_columns.is_empty() {
-            write!(f, "coord schema ready")
-        } else {
+        write!(f, "coord schema ready")?;
+        if !self.added_columns.is_empty() {
+            write!(f, "; added {}", self.added_columns.join(", "))?;
+        }
+        if !self.restored_triggers.is_empty() {
             write!(
                 f,
-                "coord schema ready; added {}",
-                self.added_columns.join(", ")
-            )
+                "; re-created {} (missing or changed: check the log with `coord audit`)",
+                self.restored_triggers.join(", ")
+            )?;
         }
+        Ok(())
     }
 }
 
@@ -246,9 +254,7 @@ fn check_gptme_tables<T: Target>(t: &mut T) -> Result<(), T::Error> {
 /// is an error naming its missing columns, and nothing is changed.
 pub fn init<T: Target>(mut t: T) -> Result<InitReport, T::Error> {
     if schema_current(&mut t)? {
-        return Ok(InitReport {
-            added_columns: Vec::new(),
-        });
+        return Ok(InitReport::default());
     }
     // The write lock before reading what to change: two processes
     // initialising at once, or a gptme agent writing meanwhile, then wait
@@ -277,8 +283,15 @@ pub fn init<T: Target>(mut t: T) -> Result<InitReport, T::Error> {
 
 fn migrate<T: Target>(t: &mut T) -> Result<InitReport, T::Error> {
     check_gptme_tables(t)?;
+    let had_log = !t
+        .text_rows(
+            "SELECT name FROM main.sqlite_schema WHERE type = 'table' AND name = 'coord_events'",
+            &[],
+        )?
+        .is_empty();
     t.run(SCHEMA_SQL)?;
     let mut added = Vec::new();
+    let mut restored = Vec::new();
     for (table, column, label) in ADDED_COLUMNS {
         if !columns(t, table)?.iter().any(|c| c == column) {
             t.run(&format!(
@@ -298,9 +311,13 @@ fn migrate<T: Target>(t: &mut T) -> Result<InitReport, T::Error> {
             .and_then(|r| r.into_iter().next().flatten());
         if stored.as_deref() != Some(text.as_str()) {
             t.run(&format!("DROP TRIGGER IF EXISTS main.{name};\n{text};"))?;
+            if had_log {
+                restored.push(name.clone());
+            }
         }
     }
     Ok(InitReport {
         added_columns: added,
+        restored_triggers: restored,
     })
 }
