@@ -219,6 +219,24 @@ async def test_forged_rows_come_back_marked(env):
 
 
 @run
+async def test_a_completion_written_outside_history_fails_the_audit(env):
+    async with env.session("alice") as a:
+        await call(a, "claim", {"task_id": "t1", "ttl_minutes": 10})
+        r, _ = await call(a, "audit")
+        assert r["ok"] is True and r["history"]["problems"] == [], r
+    # bob completes alice's claim with plain SQL: the row still verifies
+    env.sql("UPDATE work SET status = 'completed', result = 'bob did it' WHERE task_id = 't1'")
+    async with env.session("bob") as b:
+        r, _ = await call(b, "list")
+        [t] = r["tasks"]
+        assert (t["verification"], t["history"]) == ("verified", "changed")
+        r, text = await call(b, "audit")
+        assert r["ok"] is False and r["findings"] == []
+        assert [p["problem"] for p in r["history"]["problems"]] == ["changed"], r["history"]
+        assert "changed: event 1 (claim of t1 by alice)" in text
+
+
+@run
 async def test_a_rolled_back_database_is_a_warning_on_every_read(env):
     async with env.session("alice") as a:
         await call(a, "claim", {"task_id": "t1", "ttl_minutes": 10})

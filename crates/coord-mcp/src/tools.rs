@@ -279,4 +279,9 @@ pub struct AuditOutput {
     pub messages: Map<String, Value>,
     /// Every row that failed.
     pub findings: Vec<Finding>,
+    /// The signed event log as checked (docs/history.md): `events`,
+    /// `origin`, `head`, rows per history value, and its `problems`.
+    pub history: Value,
+    /// What this server's witness found wrong with the log.
+    pub witness: Vec<WitnessProblem>,
 }
