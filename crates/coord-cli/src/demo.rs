@@ -29,6 +29,8 @@ impl Tour {
         c.current_dir(&self.dir)
             .env("COORDINATION_DB", self.dir.join("coord.db"))
             .env("COORDINATION_SECRETS_DIR", self.dir.join("secrets"))
+            // the readers' witness of the log, in the demo's directory too
+            .env("XDG_STATE_HOME", self.dir.join("state"))
             .arg("--color")
             .arg(if self.out.color { "always" } else { "never" });
         if let Some(a) = agent {
@@ -289,14 +291,45 @@ fn tour_steps(t: &Tour) -> Result<(), CliError> {
         EXIT_OK,
     )?;
 
-    t.heading("7. What a reader sees: every row verified against the agents' keys");
+    t.note("a claim marked completed with plain SQL (a claim's MAC does not cover its status):");
+    t.run(
+        Some("mallory"),
+        &[
+            "sql",
+            "-c",
+            "UPDATE work SET status = 'completed', result = 'tests skipped' \
+             WHERE task_id = 'review-pr-42'",
+        ],
+        EXIT_OK,
+    )?;
+
+    t.heading("7. What a reader sees: every row verified, and read against its signed history");
     t.run(None, &["list", "all"], EXIT_OK)?;
     t.run(Some("bob"), &["inbox"], EXIT_OK)?;
+    t.run(None, &["audit"], EXIT_REFUSED)?;
+
+    t.heading("8. Checkpoints, and yesterday's copy of the file put back");
+    t.run(Some("alice"), &["checkpoint"], EXIT_OK)?;
+    t.run(Some("bob"), &["checkpoint"], EXIT_OK)?;
+    t.run(None, &["checkpoint", "--check"], EXIT_OK)?;
+    let db = t.dir.join("coord.db");
+    let old = t.dir.join("yesterday.db");
+    std::fs::copy(&db, &old).map_err(|e| CliError::io(&old, e))?;
+    t.run(None, &["submit", "release-notes"], EXIT_OK)?;
+    t.run(Some("alice"), &["claim", "release-notes"], EXIT_OK)?;
+    t.run(None, &["list", "claimed"], EXIT_OK)?;
+    t.note("mallory puts yesterday's copy back: every row in it verifies");
+    std::fs::copy(&old, &db).map_err(|e| CliError::io(&db, e))?;
+    for side in ["coord.db-wal", "coord.db-shm"] {
+        let _ = std::fs::remove_file(t.dir.join(side));
+    }
+    t.run(None, &["list", "claimed"], EXIT_OK)?;
     t.run(None, &["audit"], EXIT_REFUSED)?;
     outln!();
     t.out.line(
         style::OK,
-        "Done: one winner per task, a denial, a fenced handoff, and both forgeries exposed.",
+        "Done: one winner per task, a denial, a fenced handoff, both forgeries and the \
+         completion outside history exposed, and the rollback caught by the readers' witness.",
     );
     Ok(())
 }

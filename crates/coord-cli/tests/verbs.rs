@@ -487,6 +487,10 @@ fn demo_runs_and_exposes_the_forgeries() {
         "✗ BAD MAC: task deploy-prod as alice",
         "✗ BAD MAC: message 1 as alice",
         "2 row(s) failed verification",
+        "✗ CHANGED",
+        "alice signed checkpoint",
+        "every agent has signed",
+        "✗ ROLLBACK",
         "Done:",
     ] {
         assert!(
