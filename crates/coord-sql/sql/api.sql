@@ -24,28 +24,40 @@
 -- operation with no agent (a submit on a connection with none) records ''
 -- and its event is unsigned.
 -- coord:event-begin
+-- (one UPDATE decides the whole event: its fields in the inner SELECT,
+-- computed once, then its MAC over them; LIMIT on both levels keeps SQLite
+-- from flattening the inner SELECT into the outer one, which would compute
+-- the row's state and the head's link again for the MAC. The head is the
+-- row at max(seq), read by its key. The outcomes are a CASE, not an IN
+-- list: SQLite builds a table for an IN list of three or more constants
+-- every time a trigger runs)
 UPDATE coord_result
-   SET (ev_seq, ev_prev, ev_op, ev_subject, ev_at, ev_agent, ev_state) =
-       (SELECT COALESCE(h.seq, 0) + 1,
-               CASE WHEN h.seq IS NULL THEN ''
-                    ELSE coord_event_link(h.agent, h.hmac, h.seq, h.prev, h.op, h.subject, h.at, h.state) END,
-               CASE coord_result.outcome WHEN 'granted' THEN 'claim' WHEN 'renewed' THEN 'renew'
-                    WHEN 'completed' THEN 'complete' WHEN 'abandoned' THEN 'abandon'
-                    WHEN 'sent' THEN 'send' ELSE 'submit' END,
-               CASE coord_result.op WHEN 'send' THEN CAST(coord_result.message_id AS TEXT)
-                    ELSE coord_result.task_id END,
-               coord_result.now,
-               COALESCE(coord_result.agent, coord_agent(), ''),
-               CASE coord_result.op
-                    WHEN 'send' THEN (SELECT coord_state({message_state}) FROM main.messages AS m
-                                       WHERE m.id = coord_result.message_id)
-                    ELSE (SELECT coord_state({task_state}) FROM main.work AS w
-                           WHERE w.task_id = coord_result.task_id) END
-          FROM (SELECT 1) LEFT JOIN (SELECT * FROM main.coord_events ORDER BY seq DESC LIMIT 1) AS h)
- WHERE outcome IN ('granted', 'renewed', 'completed', 'abandoned', 'submitted', 'resubmitted', 'sent');
-UPDATE coord_result
-   SET ev_mac = coord_signer_event(ev_agent, ev_seq, ev_prev, ev_op, ev_subject, ev_at, ev_state)
- WHERE ev_seq IS NOT NULL AND ev_agent <> '';
+   SET (ev_seq, ev_prev, ev_op, ev_subject, ev_at, ev_agent, ev_state, ev_mac) =
+       (SELECT seq, prev, op, subject, at, agent, state,
+               CASE WHEN agent <> '' THEN coord_signer_event(agent, seq, prev, op, subject, at, state) END
+          FROM (SELECT COALESCE(h.seq, 0) + 1 AS seq,
+                       CASE WHEN h.seq IS NULL THEN ''
+                            ELSE coord_event_link(h.agent, h.hmac, h.seq, h.prev, h.op, h.subject, h.at, h.state)
+                       END AS prev,
+                       CASE coord_result.outcome WHEN 'granted' THEN 'claim' WHEN 'renewed' THEN 'renew'
+                            WHEN 'completed' THEN 'complete' WHEN 'abandoned' THEN 'abandon'
+                            WHEN 'sent' THEN 'send' ELSE 'submit' END AS op,
+                       CASE coord_result.op WHEN 'send' THEN CAST(coord_result.message_id AS TEXT)
+                            ELSE coord_result.task_id END AS subject,
+                       coord_result.now AS at,
+                       COALESCE(coord_result.agent, coord_agent(), '') AS agent,
+                       CASE coord_result.op
+                            WHEN 'send' THEN (SELECT coord_state({message_state}) FROM main.messages AS m
+                                               WHERE m.id = coord_result.message_id)
+                            ELSE (SELECT coord_state({task_state}) FROM main.work AS w
+                                   WHERE w.task_id = coord_result.task_id) END AS state
+                  FROM (SELECT 1) LEFT JOIN main.coord_events AS h
+                       ON h.seq = (SELECT max(seq) FROM main.coord_events)
+                 LIMIT 1)
+         LIMIT 1)
+ WHERE CASE outcome WHEN 'granted' THEN 1 WHEN 'renewed' THEN 1 WHEN 'completed' THEN 1
+                    WHEN 'abandoned' THEN 1 WHEN 'submitted' THEN 1 WHEN 'resubmitted' THEN 1
+                    WHEN 'sent' THEN 1 END;
 -- coord:writes event
 -- coord:check event
 -- coord:event-end
@@ -109,25 +121,43 @@ BEGIN
                LIMIT 1)
         END AS problem) WHERE problem IS NOT NULL;
 
-    -- the decision, from the state read now
-    INSERT INTO coord_result(op, task_id, agent, outcome, holder, existed, epoch, expires_at, now)
-    SELECT 'claim', task_id, agent, outcome, holder, existed,
-           CASE outcome WHEN 'granted' THEN old_epoch + 1 ELSE old_epoch END,
-           CASE outcome WHEN 'denied' THEN old_expiry ELSE exp END,
-           now
-      FROM (SELECT t.*, w.claimer AS holder, w.task_id IS NOT NULL AS existed,
-                   COALESCE(w.epoch, 0) AS old_epoch,
-                   w.expires_at AS old_expiry,
-                   CASE WHEN w.task_id IS NULL THEN 'granted'
-                        WHEN w.status = 'claimed' AND w.expires_at >= t.now
-                             AND w.claimer IS NOT t.agent THEN 'denied'
-                        WHEN w.status = 'claimed' AND w.expires_at >= t.now THEN 'renewed'
-                        ELSE 'granted' END AS outcome
-              FROM (SELECT NEW.task_id AS task_id,
-                           COALESCE(NEW.claimer, coord_agent()) AS agent,
-                           datetime('now') AS now,
-                           datetime('now', '+' || COALESCE(NEW.ttl_minutes, 60) || ' minutes') AS exp) AS t
-              LEFT JOIN main.work AS w ON w.task_id = t.task_id);
+    -- the decision, from the state read now, signed as the claimer (a MAC
+    -- when this connection holds its key, else NULL), with its line for
+    -- people: one INSERT (LIMIT on both levels keeps SQLite from flattening
+    -- the signing SELECT into the outer one, which would sign twice)
+    INSERT INTO coord_result(op, task_id, agent, outcome, holder, existed, epoch, expires_at, now,
+                             mac, signed, detail)
+    SELECT 'claim', task_id, agent, outcome, holder, existed, epoch, expires_at, now, mac,
+           CASE WHEN outcome IN ('granted', 'renewed') THEN mac IS NOT NULL END,
+           CASE outcome
+               WHEN 'denied' THEN 'DENIED: ' || task_id || ' is held by ' || COALESCE(holder, 'nobody')
+                                  || ' until ' || expires_at || ' (epoch ' || epoch || ')'
+               WHEN 'renewed' THEN 'renewed ' || task_id || ' for ' || agent || ' until ' || expires_at
+                                   || ' (epoch ' || epoch || ')'
+               ELSE 'granted ' || task_id || ' to ' || agent || ' at epoch ' || epoch
+                    || ' until ' || expires_at END
+      FROM (SELECT d.*,
+                   CASE WHEN outcome IN ('granted', 'renewed')
+                        THEN coord_signer_claim(agent, task_id, epoch, expires_at) END AS mac
+              FROM (SELECT task_id, agent, outcome, holder, existed,
+                           CASE outcome WHEN 'granted' THEN old_epoch + 1 ELSE old_epoch END AS epoch,
+                           CASE outcome WHEN 'denied' THEN old_expiry ELSE exp END AS expires_at,
+                           now
+                      FROM (SELECT t.*, w.claimer AS holder, w.task_id IS NOT NULL AS existed,
+                                   COALESCE(w.epoch, 0) AS old_epoch,
+                                   w.expires_at AS old_expiry,
+                                   CASE WHEN w.task_id IS NULL THEN 'granted'
+                                        WHEN w.status = 'claimed' AND w.expires_at >= t.now
+                                             AND w.claimer IS NOT t.agent THEN 'denied'
+                                        WHEN w.status = 'claimed' AND w.expires_at >= t.now THEN 'renewed'
+                                        ELSE 'granted' END AS outcome
+                              FROM (SELECT NEW.task_id AS task_id,
+                                           COALESCE(NEW.claimer, coord_agent()) AS agent,
+                                           datetime('now') AS now,
+                                           datetime('now', '+' || COALESCE(NEW.ttl_minutes, 60) || ' minutes') AS exp) AS t
+                              LEFT JOIN main.work AS w ON w.task_id = t.task_id)) AS d
+             LIMIT 1)
+     LIMIT 1;
 
     -- an expiry SQLite could not compute, or an epoch past the last
     SELECT coord_fail(CASE WHEN expires_at IS NULL
@@ -139,23 +169,9 @@ BEGIN
       FROM coord_result
      WHERE expires_at IS NULL OR (outcome = 'granted' AND typeof(epoch) <> 'integer');
 
-    -- signed as the claimer: a MAC when this connection holds its key, else NULL
-    UPDATE coord_result SET mac = coord_signer_claim(agent, task_id, epoch, expires_at)
-     WHERE outcome IN ('granted', 'renewed');
-
     -- coord:writes claim
     -- coord:check claim
     -- coord:event
-
-    UPDATE coord_result
-       SET signed = CASE WHEN outcome IN ('granted', 'renewed') THEN mac IS NOT NULL END,
-           detail = CASE outcome
-               WHEN 'denied' THEN 'DENIED: ' || task_id || ' is held by ' || COALESCE(holder, 'nobody')
-                                  || ' until ' || expires_at || ' (epoch ' || epoch || ')'
-               WHEN 'renewed' THEN 'renewed ' || task_id || ' for ' || agent || ' until ' || expires_at
-                                   || ' (epoch ' || epoch || ')'
-               ELSE 'granted ' || task_id || ' to ' || agent || ' at epoch ' || epoch
-                    || ' until ' || expires_at END;
 END;
 
 -- complete and abandon ------------------------------------------------------

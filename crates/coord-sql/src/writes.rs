@@ -123,13 +123,36 @@ pub fn writes(kind: Kind) -> &'static Writes {
 /// `{task_matches}` and `{message_matches}` compare each column an event
 /// records (`w.*`, `m.*`) with the event's state (`r.ev_state`), in
 /// built-in SQL, so that a server checks it too.
+///
+/// The comparison is exact: each column `IS json_extract(state, '$[i]')`.
+/// That parses the state once per column, so a quicker test comes first
+/// and decides the common case: `json_array(columns) = state` (one string
+/// built, one compare), taken only when the state holds no `.`. SQLite's
+/// JSON array parses back to exactly the TEXT, INTEGER and NULL values it
+/// was built from, and writes every finite REAL with a `.` (`1.0`,
+/// `1.0e+20`) and an infinity as `Inf`, which no canonical state holds (it
+/// writes `Infinity`), so where the two strings are equal and hold no `.`
+/// no column is a REAL and every column-by-column test holds too. Where they differ (non-ASCII
+/// text, which the canonical form escapes and json_array does not, a `.`
+/// anywhere, or a changed row) the exact test decides. A BLOB in the row,
+/// which json_array refuses, makes the check an error: the operation fails
+/// either way.
 fn writes_sql() -> String {
     let matches = |prefix: &str, cols: &[&str]| {
-        cols.iter()
+        let array = cols
+            .iter()
+            .map(|c| format!("{prefix}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let exact = cols
+            .iter()
             .enumerate()
             .map(|(i, c)| format!("{prefix}.{c} IS json_extract(r.ev_state, '$[{i}]')"))
             .collect::<Vec<_>>()
-            .join("\n                      AND ")
+            .join("\n                      AND ");
+        format!(
+            "((instr(r.ev_state, '.') = 0 AND json_array({array}) = r.ev_state)\n                   OR ({exact}))"
+        )
     };
     WRITES_SQL
         .replace("{task_matches}", &matches("w", &coord_core::TASK_STATE))
