@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use coord_core::Chain;
 use rusqlite::types::Value;
 use serde_json::json;
 
@@ -21,6 +22,13 @@ pub struct Problem {
     pub seq: Option<i64>,
     /// One line for people.
     pub detail: String,
+}
+
+impl Problem {
+    /// The problem as JSON: `{"problem", "seq", "detail"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({"problem": self.what, "seq": self.seq, "detail": self.detail})
+    }
 }
 
 /// The log as this client reads it.
@@ -55,9 +63,7 @@ impl Log {
             "head": self.head,
             "work_history": counts(&self.work_history),
             "message_history": counts(&self.message_history),
-            "problems": self.problems.iter().map(|p| json!({
-                "problem": p.what, "seq": p.seq, "detail": p.detail,
-            })).collect::<Vec<_>>(),
+            "problems": self.problems.iter().map(Problem::to_json).collect::<Vec<_>>(),
         })
     }
 }
@@ -104,6 +110,15 @@ pub fn check(db: &Db) -> Result<Log, Error> {
             other => format!("{other:?}"),
         };
         let what = format!("event {seq} ({op} of {subject} by {agent})");
+        if status == "bad_mac" {
+            log.problems.push(bad_mac(seq, &what, &agent));
+        }
+        let chain = match chain.as_str() {
+            "gap" => Chain::Gap,
+            "broken" => Chain::Broken,
+            _ => Chain::Ok,
+        };
+        log.problems.extend(out_of_chain(seq, &what, chain));
         let mut add = |w: &'static str, detail: String| {
             log.problems.push(Problem {
                 what: w,
@@ -111,20 +126,6 @@ pub fn check(db: &Db) -> Result<Log, Error> {
                 detail,
             });
         };
-        if status == "bad_mac" {
-            add("bad_mac", format!("{what}: its MAC is not {agent}'s"));
-        }
-        match chain.as_str() {
-            "gap" => add(
-                "gap",
-                format!("{what}: the event before it is missing (deleted)"),
-            ),
-            "broken" => add(
-                "broken",
-                format!("{what}: does not name the event before it (reordered or changed)"),
-            ),
-            _ => {}
-        }
         match actor.as_str() {
             "not_holder" => add("not_holder", format!("{what}: {agent} did not hold it")),
             "not_sender" => add("not_sender", format!("{what}: {agent} is not the sender")),
@@ -470,7 +471,6 @@ impl Witness {
         seq: &mut i64,
         head: &mut String,
     ) -> Result<(), Error> {
-        use crate::replay::Chain;
         let ring = crate::replay::keyring_from(&db.conn, &coord_keys::Lookup::process())?;
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut stopped = false;
@@ -479,26 +479,11 @@ impl Witness {
                 return;
             }
             let what = format!("event {}", v.seq);
-            let problem = match v.chain {
-                Chain::Gap => Some((
-                    "gap",
-                    format!("{what}: the event before it is missing (deleted)"),
-                )),
-                Chain::Broken => Some((
-                    "broken",
-                    format!("{what}: does not name the event before it (reordered or changed)"),
-                )),
-                Chain::Ok if v.status == coord_core::Status::BadMac => {
-                    Some(("bad_mac", format!("{what}: its MAC is not its agent's")))
-                }
-                Chain::Ok => None,
-            };
-            if let Some((w, detail)) = problem {
-                problems.push(Problem {
-                    what: w,
-                    seq: Some(v.seq),
-                    detail,
-                });
+            let problem = out_of_chain(v.seq, &what, v.chain).or_else(|| {
+                (v.status == coord_core::Status::BadMac).then(|| bad_mac(v.seq, &what, "its agent"))
+            });
+            if let Some(p) = problem {
+                problems.push(p);
                 stopped = true;
                 return;
             }
@@ -536,27 +521,11 @@ impl Witness {
             let link: Option<String> = r.get(4).map_err(err)?;
             let status = lossy(r, 5).map_err(err)?;
             let what = format!("event {at} ({op} by {agent})");
-            let problem = if at != *seq + 1 {
-                Some((
-                    "gap",
-                    format!("{what}: the event before it is missing (deleted)"),
-                ))
-            } else if prev != *head {
-                Some((
-                    "broken",
-                    format!("{what}: does not name the event before it (reordered or changed)"),
-                ))
-            } else if status == "bad_mac" {
-                Some(("bad_mac", format!("{what}: its MAC is not {agent}'s")))
-            } else {
-                None
-            };
-            if let Some((w, detail)) = problem {
-                problems.push(Problem {
-                    what: w,
-                    seq: Some(at),
-                    detail,
-                });
+            let chain = coord_core::chain_step(Some((*seq, head.as_str())), at, &prev);
+            let problem = out_of_chain(at, &what, chain)
+                .or_else(|| (status == "bad_mac").then(|| bad_mac(at, &what, &agent)));
+            if let Some(p) = problem {
+                problems.push(p);
                 // remembered only up to the last good event
                 break;
             }
@@ -564,6 +533,33 @@ impl Witness {
             *head = link.unwrap_or_default();
         }
         Ok(())
+    }
+}
+
+/// The problem an event's place in the chain is, if any: one wording for
+/// the whole-log check and both reads of the witness.
+fn out_of_chain(seq: i64, what: &str, chain: Chain) -> Option<Problem> {
+    let (w, why) = match chain {
+        Chain::Ok => return None,
+        Chain::Gap => ("gap", "the event before it is missing (deleted)"),
+        Chain::Broken => (
+            "broken",
+            "does not name the event before it (reordered or changed)",
+        ),
+    };
+    Some(Problem {
+        what: w,
+        seq: Some(seq),
+        detail: format!("{what}: {why}"),
+    })
+}
+
+/// An event whose MAC is not `whose`.
+fn bad_mac(seq: i64, what: &str, whose: &str) -> Problem {
+    Problem {
+        what: "bad_mac",
+        seq: Some(seq),
+        detail: format!("{what}: its MAC is not {whose}'s"),
     }
 }
 

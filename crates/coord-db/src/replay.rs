@@ -44,28 +44,10 @@ pub const CHUNK_ROWS: usize = 2048;
 /// bound on memory (about 600 KiB per chunk of 300-byte events).
 const CHUNKS_IN_FLIGHT_PER_THREAD: usize = 3;
 
-/// An event's place in the chain: `coord_log`'s `chain` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Chain {
-    /// It follows the event before it.
-    Ok,
-    /// The event before it is missing (deleted), or the log does not start
-    /// at 1 with an empty `prev`.
-    Gap,
-    /// Its `prev` does not name the event before it (reordered or changed).
-    Broken,
-}
-
-impl Chain {
-    /// `ok`, `gap` or `broken`, as `coord_log` says it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Chain::Ok => "ok",
-            Chain::Gap => "gap",
-            Chain::Broken => "broken",
-        }
-    }
-}
+/// An event's place in the chain: `coord_log`'s `chain` column (coord-core's
+/// one definition; the rule is applied below to stored bytes, where SQL's
+/// `prev IS NOT before_link` also lets two NULLs match).
+pub use coord_core::Chain;
 
 /// What the replay says of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
