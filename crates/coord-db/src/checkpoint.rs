@@ -144,35 +144,43 @@ pub fn cosigners(db: &Db, also: &[String]) -> Result<Vec<Cosigner>, Error> {
     agents.extend(also.iter().cloned());
     agents.sort();
     agents.dedup();
-    let has = db.has_table("coord_checkpoints")?;
-    let mut out = Vec::with_capacity(agents.len());
-    for agent in agents {
-        let newest = if has {
-            use rusqlite::OptionalExtension;
-            db.conn
-                .query_row(
-                    "SELECT id, agent, origin, size, head, at FROM coord_checkpoint_log
-                      WHERE agent = ?1 AND verification IN ('verified', 'retired_key')
-                        AND consistency = 'consistent'
-                      ORDER BY size DESC, id DESC LIMIT 1",
-                    [&agent],
-                    |r| {
-                        Ok(Checkpoint {
-                            id: r.get(0)?,
-                            agent: crate::history::lossy(r, 1)?,
-                            origin: crate::history::lossy(r, 2)?,
-                            size: r.get(3)?,
-                            head: crate::history::lossy(r, 4)?,
-                            at: crate::history::lossy(r, 5)?,
-                        })
-                    },
-                )
-                .optional()
-                .map_err(err)?
-        } else {
-            None
-        };
-        out.push(Cosigner { agent, newest });
+    // every good checkpoint, in one pass over the view; the newest (then
+    // last stored) per agent wins
+    let mut newest: std::collections::HashMap<String, Checkpoint> =
+        std::collections::HashMap::new();
+    if db.has_table("coord_checkpoints")? {
+        let mut st = db
+            .conn
+            .prepare(
+                "SELECT id, agent, origin, size, head, at FROM coord_checkpoint_log
+                  WHERE verification IN ('verified', 'retired_key')
+                    AND consistency = 'consistent'
+                  ORDER BY size, id",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(Checkpoint {
+                    id: r.get(0)?,
+                    agent: crate::history::lossy(r, 1)?,
+                    origin: crate::history::lossy(r, 2)?,
+                    size: r.get(3)?,
+                    head: crate::history::lossy(r, 4)?,
+                    at: crate::history::lossy(r, 5)?,
+                })
+            })
+            .map_err(err)?;
+        for c in rows {
+            let c = c.map_err(err)?;
+            newest.insert(c.agent.clone(), c);
+        }
     }
+    let out = agents
+        .into_iter()
+        .map(|agent| Cosigner {
+            newest: newest.remove(&agent),
+            agent,
+        })
+        .collect();
     Ok(out)
 }

@@ -189,7 +189,12 @@ impl Db {
     /// Makes the rows `scope` names readable on [`Db::conn`], where coord's
     /// views verify them (a no-op for a file).
     pub fn load(&self, scope: Scope<'_>) -> Result<(), Error> {
-        let seen = history::Witness::default_place().and_then(|w| w.seen_size(&self.path));
+        // (a file's rows need no copy, so no memory is read for one)
+        let seen = if hrana::is_url(&self.path.to_string_lossy()) {
+            history::Witness::default_place().and_then(|w| w.seen_size(&self.path))
+        } else {
+            None
+        };
         self.backend.load(&self.conn, scope, seen)
     }
 
