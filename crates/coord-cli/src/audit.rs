@@ -8,7 +8,7 @@ use coord_core::Status;
 use serde_json::{json, Map, Value};
 
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
-use crate::output::{outln, style, Out};
+use crate::output::{outln, problem_line, style, Out};
 use coord_db::Db;
 
 pub fn audit(db: &Db, out: Out, strict: bool) -> Result<u8, CliError> {
@@ -34,9 +34,7 @@ pub fn audit(db: &Db, out: Out, strict: bool) -> Result<u8, CliError> {
                 "detail": f.detail,
             })).collect::<Vec<_>>(),
             "history": log.to_json(),
-            "witness": witnessed.iter().map(|p| json!({
-                "problem": p.what, "seq": p.seq, "detail": p.detail,
-            })).collect::<Vec<_>>(),
+            "witness": witnessed.iter().map(coord_db::history::Problem::to_json).collect::<Vec<_>>(),
         }));
     } else {
         let line = |name: &str, m: &Map<String, Value>| {
@@ -78,14 +76,7 @@ pub fn audit(db: &Db, out: Out, strict: bool) -> Result<u8, CliError> {
             counts(&log.message_history)
         );
         for p in &problems {
-            out.line(
-                style::REFUSED,
-                &format!(
-                    "✗ {}: {}",
-                    p.what.replace('_', " ").to_uppercase(),
-                    p.detail
-                ),
-            );
+            out.line(style::REFUSED, &problem_line(p));
         }
         if a.ok {
             out.line(

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::error::{CliError, EXIT_OK, EXIT_REFUSED};
-use crate::output::{clean, outln, style, Out};
+use crate::output::{clean, outln, problem_line, style, Out};
 use coord_db::checkpoint::{self, Refusal};
 use coord_db::history::{self, Problem};
 use coord_db::Db;
@@ -15,9 +15,7 @@ fn short(link: &str) -> &str {
 }
 
 fn problems_json(ps: &[Problem]) -> Vec<serde_json::Value> {
-    ps.iter()
-        .map(|p| json!({"problem": p.what, "seq": p.seq, "detail": p.detail}))
-        .collect()
+    ps.iter().map(Problem::to_json).collect()
 }
 
 /// Signs a checkpoint as `agent`, or refuses (exit 1) naming why.
@@ -33,7 +31,7 @@ pub fn sign(db: &Db, out: Out, agent: &str) -> Result<u8, CliError> {
                     style::OK,
                     &format!(
                         "✓ {} signed checkpoint {}: {} events, head {}… (log {}…)",
-                        clean(agent),
+                        agent,
                         c.id,
                         c.size,
                         short(&c.head),
@@ -57,19 +55,9 @@ pub fn sign(db: &Db, out: Out, agent: &str) -> Result<u8, CliError> {
                 }));
             } else {
                 for p in &ps {
-                    out.line(
-                        style::REFUSED,
-                        &format!(
-                            "✗ {}: {}",
-                            p.what.replace('_', " ").to_uppercase(),
-                            clean(&p.detail)
-                        ),
-                    );
+                    out.line(style::REFUSED, &problem_line(p));
                 }
-                out.line(
-                    style::REFUSED,
-                    &format!("✗ {} did not sign: {why}", clean(agent)),
-                );
+                out.line(style::REFUSED, &format!("✗ {} did not sign: {why}", agent));
             }
             Ok(EXIT_REFUSED)
         }
@@ -139,14 +127,7 @@ pub fn check(db: &Db, out: Out, size: Option<i64>, also: &[String]) -> Result<u8
         }
         outln!("{t}");
         for p in &broken {
-            out.line(
-                style::REFUSED,
-                &format!(
-                    "✗ {}: {}",
-                    p.what.replace('_', " ").to_uppercase(),
-                    clean(&p.detail)
-                ),
-            );
+            out.line(style::REFUSED, &problem_line(p));
         }
         if want > log.events {
             out.line(

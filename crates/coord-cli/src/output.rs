@@ -104,6 +104,16 @@ pub fn history_cell(history: &str) -> Cell {
     Cell::new(text).fg(color)
 }
 
+/// A history or witness problem for people: `✗ ROLLBACK: detail` (not
+/// yet escaped: [`Out::line`] and [`clean`] do that).
+pub fn problem_line(p: &coord_db::history::Problem) -> String {
+    format!(
+        "✗ {}: {}",
+        p.what.replace('_', " ").to_uppercase(),
+        p.detail
+    )
+}
+
 /// Styles for one-line results.
 pub mod style {
     use anstyle::{AnsiColor, Style};

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::cli::ListFilter;
 use crate::error::{CliError, EXIT_OK};
-use crate::output::{clean, history_cell, opt, outln, style, verification_cell, Out};
+use crate::output::{clean, history_cell, opt, outln, problem_line, style, verification_cell, Out};
 use coord_db::Db;
 
 fn work_json(w: &WorkRow) -> Value {
@@ -58,11 +58,10 @@ fn witness(db: &Db) -> Vec<Value> {
         .iter()
         .map(|p| {
             eprintln!(
-                "coord: warning: ✗ {}: {} (run `coord audit`)",
-                p.what.replace('_', " ").to_uppercase(),
-                clean(&p.detail)
+                "coord: warning: {} (run `coord audit`)",
+                clean(&problem_line(p))
             );
-            json!({"problem": p.what, "seq": p.seq, "detail": p.detail})
+            p.to_json()
         })
         .collect()
 }
