@@ -153,15 +153,6 @@ fn with_history() -> Env {
     e
 }
 
-fn attacker(e: &Env, sql: &str) {
-    let c = rusqlite::Connection::open(&e.db).unwrap();
-    c.execute_batch(
-        "DROP TRIGGER IF EXISTS coord_events_no_update; DROP TRIGGER IF EXISTS coord_events_no_delete;",
-    )
-    .unwrap();
-    c.execute_batch(sql).unwrap();
-}
-
 #[test]
 fn an_intact_log_audits_clean_and_is_witnessed() {
     let e = with_history();
@@ -194,7 +185,7 @@ fn each_history_attack_is_named_by_audit() {
         ),
     ] {
         let e = with_history();
-        attacker(&e, sql);
+        e.attack(sql);
         let v = e.json(1, &["--as", "alice", "audit"]);
         assert!(history_problems(&v).contains(&want.to_owned()), "{sql}: {v}");
         assert_eq!(v["ok"], false);
@@ -227,7 +218,7 @@ fn an_event_with_bytes_where_text_belongs_is_named_not_an_error() {
     ] {
         let e = with_history();
         e.ok(&["list"]); // the witness has seen the log
-        attacker(&e, sql);
+        e.attack(sql);
         let v = e.json(1, &["--as", "alice", "audit"]);
         let p = history_problems(&v);
         assert!(p.contains(&"broken".to_owned()), "{sql}: {v}");
@@ -244,7 +235,7 @@ fn init_says_when_it_puts_back_a_dropped_append_only_trigger() {
     let e = with_history();
     let v = e.json(0, &["init"]);
     assert_eq!(v["restored_triggers"].as_array().unwrap().len(), 0, "{v}");
-    attacker(&e, "DELETE FROM coord_events WHERE seq = 5");
+    e.attack("DELETE FROM coord_events WHERE seq = 5");
     let v = e.json(0, &["init"]);
     let mut got: Vec<&str> = v["restored_triggers"]
         .as_array()

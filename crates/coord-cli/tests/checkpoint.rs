@@ -34,15 +34,6 @@ fn seen(v: &Value) -> Vec<(String, bool)> {
         .collect()
 }
 
-fn attacker(e: &Env, sql: &str) {
-    let c = e.conn();
-    c.execute_batch(
-        "DROP TRIGGER IF EXISTS coord_events_no_update; DROP TRIGGER IF EXISTS coord_events_no_delete;",
-    )
-    .unwrap();
-    c.execute_batch(sql).unwrap();
-}
-
 #[test]
 fn every_agent_in_the_log_cosigns_and_check_says_so() {
     let e = two_agents();
@@ -92,9 +83,7 @@ fn a_forged_or_replayed_checkpoint_counts_for_nothing() {
     e.ok(&["--as", "alice", "checkpoint"]);
     // mallory (who can write the file, holding no key) plants bob's
     // checkpoint: alice's MAC under bob's name, then a made-up one
-    attacker(
-        &e,
-        "INSERT INTO coord_checkpoints(agent, origin, size, head, at, hmac)
+    e.attack("INSERT INTO coord_checkpoints(agent, origin, size, head, at, hmac)
            SELECT 'bob', origin, size, head, at, hmac FROM coord_checkpoints WHERE agent = 'alice';
          INSERT INTO coord_checkpoints(agent, origin, size, head, at, hmac)
            SELECT 'bob', origin, size, head, at, 'AAAA' FROM coord_checkpoints WHERE agent = 'alice';",
@@ -117,9 +106,7 @@ fn a_truncated_log_contradicts_the_checkpoints_even_for_a_new_reader() {
     e.ok(&["--as", "alice", "checkpoint"]);
     e.ok(&["--as", "bob", "checkpoint"]);
     // the newest event and the completion it made are undone by hand
-    attacker(
-        &e,
-        "DELETE FROM coord_events WHERE seq = 4;
+    e.attack("DELETE FROM coord_events WHERE seq = 4;
          UPDATE work SET status = 'claimed', result = NULL, completed_at = NULL WHERE task_id = 't1';",
     );
     // a reader with no witness of its own: the cosigned checkpoints say
@@ -159,7 +146,7 @@ fn nobody_signs_a_broken_or_rolled_back_log() {
         "UPDATE coord_events SET state = replace(state, 'done', 'forged') WHERE seq = 4",
     ] {
         let e = two_agents();
-        attacker(&e, sql);
+        e.attack(sql);
         let v = e.json(1, &["--as", "alice", "checkpoint"]);
         assert_eq!(v["signed"], false, "{sql}: {v}");
         assert!(!v["problems"].as_array().unwrap().is_empty());

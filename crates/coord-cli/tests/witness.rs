@@ -44,15 +44,6 @@ fn witness_size(e: &Env) -> i64 {
     v["size"].as_i64().unwrap()
 }
 
-fn attacker(e: &Env, sql: &str) {
-    let c = e.conn();
-    c.execute_batch(
-        "DROP TRIGGER IF EXISTS coord_events_no_update; DROP TRIGGER IF EXISTS coord_events_no_delete;",
-    )
-    .unwrap();
-    c.execute_batch(sql).unwrap();
-}
-
 #[test]
 fn every_read_remembers_the_head_and_warns_of_an_older_copy() {
     let e = setup();
@@ -103,7 +94,7 @@ fn new_events_must_follow_on_from_the_one_seen() {
         read(&e, &["list"]);
         e.ok(&["--as", "alice", "claim", "t1"]);
         e.ok(&["--as", "alice", "send", "again"]);
-        attacker(&e, sql);
+        e.attack(sql);
         let (code, _, w) = read(&e, &["list"]);
         assert_eq!(code, 0);
         assert_eq!(w.len(), 1, "{sql}: {w:?}");
@@ -119,10 +110,7 @@ fn a_rewritten_old_event_or_another_log_is_named() {
     // the event the witness saw last was rewritten
     let e = setup();
     read(&e, &["list"]);
-    attacker(
-        &e,
-        "UPDATE coord_events SET at = '2000-01-01 00:00:00' WHERE seq = 3",
-    );
+    e.attack("UPDATE coord_events SET at = '2000-01-01 00:00:00' WHERE seq = 3");
     let (_, _, w) = read(&e, &["list"]);
     assert!(w.len() == 1 && w[0].contains("FORK"), "{w:?}");
 
@@ -168,7 +156,7 @@ fn a_first_read_checks_the_whole_log_on_every_core() {
         ),
     ] {
         let e = setup();
-        attacker(&e, sql);
+        e.attack(sql);
         // no witness yet: the parallel replay reads it all, and stops at
         // the first event that does not follow on
         let (code, _, w) = read(&e, &["list"]);

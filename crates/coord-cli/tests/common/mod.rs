@@ -141,6 +141,17 @@ impl Env {
     pub fn conn(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(&self.db).unwrap()
     }
+
+    /// Someone who can write the file: plain SQL, no coord loaded, the
+    /// log's append-only triggers dropped first.
+    pub fn attack(&self, sql: &str) {
+        let c = self.conn();
+        c.execute_batch(
+            "DROP TRIGGER IF EXISTS coord_events_no_update; DROP TRIGGER IF EXISTS coord_events_no_delete;",
+        )
+        .unwrap();
+        c.execute_batch(sql).unwrap();
+    }
 }
 
 /// `rows` (a JSON array) indexed by `key`.
