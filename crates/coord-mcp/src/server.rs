@@ -98,14 +98,7 @@ fn op_text(o: &OpOutput) -> String {
 /// reads do), and the warning lines that go first in the text result.
 fn witness(db: &Db) -> (Vec<WitnessProblem>, String) {
     let found = match coord_db::history::witness_read(db) {
-        Ok(ps) => ps
-            .into_iter()
-            .map(|p| WitnessProblem {
-                problem: p.what.to_owned(),
-                seq: p.seq,
-                detail: p.detail,
-            })
-            .collect(),
+        Ok(ps) => ps.into_iter().map(WitnessProblem::from).collect(),
         Err(e) => vec![WitnessProblem {
             problem: "unchecked".to_owned(),
             seq: None,
@@ -619,14 +612,7 @@ impl CoordServer {
                     messages: r.messages,
                     findings: r.findings,
                     history: log.to_json(),
-                    witness: witnessed
-                        .into_iter()
-                        .map(|p| WitnessProblem {
-                            problem: p.what.to_owned(),
-                            seq: p.seq,
-                            detail: p.detail,
-                        })
-                        .collect(),
+                    witness: witnessed.into_iter().map(WitnessProblem::from).collect(),
                 },
                 human,
             ))

@@ -220,6 +220,16 @@ pub struct WitnessProblem {
     pub detail: String,
 }
 
+impl From<coord_db::history::Problem> for WitnessProblem {
+    fn from(p: coord_db::history::Problem) -> Self {
+        WitnessProblem {
+            problem: p.what.to_owned(),
+            seq: p.seq,
+            detail: p.detail,
+        }
+    }
+}
+
 /// `list`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ListOutput {
